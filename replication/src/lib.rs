@@ -1,0 +1,5 @@
+//! Strata's replication layer (not built yet; see issue "Raft replica sets").
+//!
+//! It will hold a sans-I/O Raft core, its log store, the tonic transport and the
+//! replicated implementation of the transaction layer's shard interface, all
+//! drivable from a seed by a deterministic simulator.
