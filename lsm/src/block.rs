@@ -225,7 +225,10 @@ impl<'a> Block<'a> {
 mod tests {
     use super::*;
 
-    fn build(entries: &[(&[u8], Timestamp, Option<&[u8]>)], interval: usize) -> Vec<u8> {
+    /// A version to write: key, timestamp, value (`None` for a tombstone).
+    type Version<'a> = (&'a [u8], Timestamp, Option<&'a [u8]>);
+
+    fn build(entries: &[Version<'_>], interval: usize) -> Vec<u8> {
         let mut b = BlockBuilder::new(interval);
         for (k, ts, v) in entries {
             b.add(k, *ts, v.map_or(ValueRef::Delete, ValueRef::Put));

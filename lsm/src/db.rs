@@ -167,6 +167,9 @@ impl Db {
     }
 
     /// The newest version of `key` at or below `read_ts`, tombstones included.
+    /// A tombstone at or below the GC watermark may have been collected, in
+    /// which case `None` is returned: to any reader at or above the watermark
+    /// the two mean the same.
     pub fn get_version(
         &self,
         key: &[u8],
@@ -554,6 +557,14 @@ impl Inner {
     fn get(&self, key: &[u8], read_ts: Timestamp) -> Result<Option<(Timestamp, Value)>> {
         let sv = self.super_version();
         let mut best: Option<(Timestamp, Value)> = None;
+        // Keeps `found` if it is newer than the best so far. On equal
+        // timestamps the earlier (newer) source wins.
+        let offer = |best: &mut Option<(Timestamp, Value)>, found: Option<(Timestamp, Value)>| {
+            if let Some((ts, v)) = found.filter(|(ts, _)| best.as_ref().is_none_or(|(b, _)| ts > b))
+            {
+                *best = Some((ts, v));
+            }
+        };
         // A source can only improve on `best` if it may hold a version newer
         // than it and not newer than read_ts.
         let worth = |best: &Option<(Timestamp, Value)>, min_ts: Timestamp, max_ts: Timestamp| {
@@ -561,34 +572,21 @@ impl Inner {
         };
         for mem in std::iter::once(&sv.active).chain(&sv.immutables) {
             let (min_ts, max_ts) = mem.ts_range();
-            if !worth(&best, min_ts, max_ts) {
-                continue;
-            }
-            if let Some((ts, v)) = mem.get(key, read_ts) {
-                if best.as_ref().is_none_or(|(b, _)| ts > *b) {
-                    best = Some((ts, v));
-                }
+            if worth(&best, min_ts, max_ts) {
+                offer(&mut best, mem.get(key, read_ts));
             }
         }
         let hash = bloom::hash_key(key);
-        let consider = |table: &Table, best: &mut Option<(Timestamp, Value)>| -> Result<()> {
-            let m = table.meta();
-            if worth(best, m.min_ts, m.max_ts) {
-                if let Some((ts, v)) = table.get(key, hash, read_ts, &self.stats)? {
-                    if best.as_ref().is_none_or(|(b, _)| ts > *b) {
-                        *best = Some((ts, v));
-                    }
-                }
-            }
-            Ok(())
-        };
-        for table in &sv.version.levels[0] {
-            consider(table, &mut best)?;
-        }
-        for level in &sv.version.levels[1..] {
+        let level0 = sv.version.levels[0].iter();
+        // Below level 0, only the one table whose range may hold the key.
+        let deeper = sv.version.levels[1..].iter().filter_map(|level| {
             let i = level.partition_point(|t| t.meta().largest.as_slice() < key);
-            if let Some(table) = level.get(i) {
-                consider(table, &mut best)?;
+            level.get(i)
+        });
+        for table in level0.chain(deeper) {
+            let m = table.meta();
+            if worth(&best, m.min_ts, m.max_ts) {
+                offer(&mut best, table.get(key, hash, read_ts, &self.stats)?);
             }
         }
         Ok(best)
@@ -903,20 +901,16 @@ impl Inner {
 
     fn sync_loop(&self) {
         let mut ctl = lock(&self.ctl);
-        loop {
-            ctl = self
-                .cv
-                .wait_timeout(ctl, self.opts.buffered_sync_interval)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-            if ctl.shutdown || self.poisoned.load(Ordering::Acquire) {
+        while !ctl.shutdown && !self.poisoned.load(Ordering::Acquire) {
+            let interval = self.opts.buffered_sync_interval;
+            ctl = self.cv.wait_timeout(ctl, interval).unwrap_or_else(|p| p.into_inner()).0;
+            if ctl.shutdown {
                 return;
             }
             drop(ctl);
-            if let Some(wal) = self.super_version().active.wal() {
-                if let Err(e) = wal.sync_all() {
-                    self.poison(&e);
-                }
+            let sv = self.super_version();
+            if let Some(Err(e)) = sv.active.wal().map(|wal| wal.sync_all()) {
+                self.poison(&e);
             }
             ctl = lock(&self.ctl);
         }

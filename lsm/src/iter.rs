@@ -326,7 +326,10 @@ mod tests {
     use crate::memtable::MemTable;
     use std::sync::Arc;
 
-    fn mem(entries: &[(&[u8], Timestamp, Option<&[u8]>)]) -> Arc<MemTable> {
+    /// A version to write: key, timestamp, value (`None` for a tombstone).
+    type Version<'a> = (&'a [u8], Timestamp, Option<&'a [u8]>);
+
+    fn mem(entries: &[Version<'_>]) -> Arc<MemTable> {
         let m = Arc::new(MemTable::new(None));
         for (k, ts, v) in entries {
             m.insert(k, *ts, v.map_or(ValueRef::Delete, ValueRef::Put));

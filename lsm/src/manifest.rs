@@ -157,7 +157,7 @@ pub fn recover(dir: &Path, num_levels: usize) -> Result<Option<ManifestState>> {
     }
     let path = dir.join(name);
     let data = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-    let scan = record::scan_records(&path, &data)?;
+    let scan = record::scan_records(&path, &data, record::TailPolicy::AppendOnly)?;
     let mut state =
         ManifestState { levels: vec![BTreeMap::new(); num_levels], ..Default::default() };
     for range in scan.payloads {

@@ -8,16 +8,16 @@
 //!            zero padding up to the next multiple of 8
 //! ```
 //!
-//! Records start at 8-byte-aligned offsets. Files may be preallocated with
-//! zeros, so a zero header marks the end of the written part.
+//! Records start at 8-byte-aligned offsets; the padding must be zero, so every
+//! byte of a file is checked. Files may be preallocated with zeros, so a zero
+//! header marks the end of the written part.
 //!
 //! Recovery ([`scan_records`]) reads records until the first one that does not
-//! check out. If no valid record follows it anywhere in the file, it was the
-//! tail of an interrupted append (a *torn tail*) and recovery ends there:
-//! nothing after it had been acknowledged. If a valid record does follow, data
-//! in the middle of the file is damaged and the scan fails with
-//! [`Error::Corruption`] naming the file and offset, rather than silently
-//! dropping acknowledged writes.
+//! check out, then decides by the file's [`TailPolicy`] whether that record is
+//! the tail of an interrupted append (a *torn tail*: recovery ends there, as
+//! nothing after it had been acknowledged) or damage, which fails the scan with
+//! [`Error::Corruption`] naming the file and offset rather than silently
+//! dropping acknowledged data.
 
 use std::ops::Range;
 use std::path::Path;
@@ -41,6 +41,20 @@ pub fn encode(payload: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&masked_crc(payload).to_le_bytes());
     out.extend_from_slice(payload);
     out.resize(out.len().next_multiple_of(ALIGN), 0);
+}
+
+/// How a file is written, which decides what a torn tail can look like.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TailPolicy {
+    /// Preallocated and appended without size changes (the WAL): an
+    /// interrupted append can leave any bytes in its record. The invalid
+    /// record is a torn tail if no valid record follows it anywhere.
+    Preallocated,
+    /// Appended with the file size growing and fsynced per record (the
+    /// manifest): an interrupted append can only leave a record cut short by
+    /// the end of the file. A record that fits in the file but fails its
+    /// checksum is damage, as is any invalid first record.
+    AppendOnly,
 }
 
 /// What [`scan_records`] found: the payloads, and where valid data ends.
@@ -77,7 +91,11 @@ fn parse_at(data: &[u8], off: usize) -> Parsed {
     if masked_crc(&data[payload.clone()]) != payload_crc {
         return Parsed::Invalid("payload checksum mismatch");
     }
-    Parsed::Record { next: (start + len).next_multiple_of(ALIGN).min(data.len()), payload }
+    let next = (start + len).next_multiple_of(ALIGN).min(data.len());
+    if data[start + len..next].iter().any(|&b| b != 0) {
+        return Parsed::Invalid("nonzero padding after record");
+    }
+    Parsed::Record { next, payload }
 }
 
 /// Whether any whole, valid record starts at an aligned offset at or after `from`.
@@ -92,9 +110,21 @@ fn valid_record_after(data: &[u8], from: usize) -> bool {
     false
 }
 
+/// Whether the record at `off` is cut short by the end of the file.
+fn cut_by_eof(data: &[u8], off: usize) -> bool {
+    match get_u32(data, off) {
+        None => true,
+        Some(len) => {
+            data.len() < off + HEADER_LEN
+                || (masked_crc(&data[off..off + 4]) == get_u32(data, off + 4).unwrap_or(0)
+                    && off + HEADER_LEN + len as usize > data.len())
+        }
+    }
+}
+
 /// Reads every record of a WAL or manifest file; see the module doc for how a
 /// torn tail is told apart from corruption.
-pub fn scan_records(path: &Path, data: &[u8]) -> Result<RecordScan> {
+pub fn scan_records(path: &Path, data: &[u8], policy: TailPolicy) -> Result<RecordScan> {
     let mut payloads = Vec::new();
     let mut off = 0;
     while off < data.len() {
@@ -102,6 +132,12 @@ pub fn scan_records(path: &Path, data: &[u8]) -> Result<RecordScan> {
             Parsed::Record { payload, next } => {
                 payloads.push(payload);
                 off = next;
+            }
+            Parsed::Invalid(reason) if policy == TailPolicy::AppendOnly => {
+                if off == 0 || !cut_by_eof(data, off) {
+                    return Err(Error::corruption(path, off as u64, reason));
+                }
+                return Ok(RecordScan { payloads, end: off, torn_tail: true });
             }
             Parsed::Invalid(reason) => {
                 if data[off..].iter().all(|&b| b == 0) {
@@ -131,7 +167,7 @@ mod tests {
     }
 
     fn scan(data: &[u8]) -> Result<Vec<Vec<u8>>> {
-        let s = scan_records(Path::new("test"), data)?;
+        let s = scan_records(Path::new("test"), data, TailPolicy::Preallocated)?;
         Ok(s.payloads.into_iter().map(|r| data[r].to_vec()).collect())
     }
 
@@ -152,7 +188,7 @@ mod tests {
         for cut in first_len + 1..second_end {
             let mut data = whole[..cut].to_vec();
             data.resize(whole.len() + 64, 0);
-            let scan = scan_records(Path::new("t"), &data).unwrap();
+            let scan = scan_records(Path::new("t"), &data, TailPolicy::Preallocated).unwrap();
             assert_eq!(scan.payloads.len(), 1, "cut at {cut}");
             assert_eq!(scan.end, first_len);
         }
@@ -162,7 +198,7 @@ mod tests {
     fn garbage_tail_is_discarded() {
         let mut data = file_of(&[b"first"]);
         data.extend_from_slice(&[0xab; 5]);
-        let scan = scan_records(Path::new("t"), &data).unwrap();
+        let scan = scan_records(Path::new("t"), &data, TailPolicy::Preallocated).unwrap();
         assert!(scan.torn_tail);
         assert_eq!(scan.payloads.len(), 1);
     }
@@ -172,13 +208,37 @@ mod tests {
         let mut data = file_of(&[b"first", b"second", b"third"]);
         let second_at = file_of(&[b"first"]).len();
         data[second_at + HEADER_LEN + 2] ^= 0x40;
-        match scan_records(Path::new("wal"), &data) {
+        match scan_records(Path::new("wal"), &data, TailPolicy::Preallocated) {
             Err(Error::Corruption { offset, .. }) => assert_eq!(offset, second_at as u64),
             other => panic!("expected corruption, got {other:?}"),
         }
         // Damage to a length field is caught by the header checksum.
         let mut data = file_of(&[b"first", b"second", b"third"]);
         data[second_at] ^= 0x01;
-        assert!(scan_records(Path::new("wal"), &data).unwrap_err().is_corruption());
+        assert!(
+            scan_records(Path::new("wal"), &data, TailPolicy::Preallocated)
+                .unwrap_err()
+                .is_corruption()
+        );
+    }
+
+    #[test]
+    fn append_only_files_accept_only_records_cut_by_eof() {
+        let whole = file_of(&[b"snapshot", b"edit one", b"edit two"]);
+        let last_at = file_of(&[b"snapshot", b"edit one"]).len();
+        let strict = |d: &[u8]| scan_records(Path::new("MANIFEST"), d, TailPolicy::AppendOnly);
+        // An append cut short by a crash: the earlier records survive.
+        for cut in last_at + 1..last_at + HEADER_LEN + b"edit two".len() {
+            let scan = strict(&whole[..cut]).unwrap();
+            assert_eq!(scan.payloads.len(), 2, "cut at {cut}");
+        }
+        // A flipped byte in the last, complete record is damage, not a tear.
+        let mut flipped = whole.clone();
+        flipped[last_at + HEADER_LEN] ^= 1;
+        assert!(strict(&flipped).unwrap_err().is_corruption());
+        // So is a damaged first record, even when it is the only one.
+        let mut only = file_of(&[b"snapshot"]);
+        only[HEADER_LEN + 1] ^= 1;
+        assert!(strict(&only).unwrap_err().is_corruption());
     }
 }

@@ -119,7 +119,7 @@ pub struct Replay {
 /// Reads all whole records of the log at `path`, discarding a torn tail.
 pub fn read_log(path: &Path) -> Result<Replay> {
     let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let scan = record::scan_records(path, &data)?;
+    let scan = record::scan_records(path, &data, record::TailPolicy::Preallocated)?;
     let records = scan.payloads.into_iter().map(|r| data[r].to_vec()).collect();
     Ok(Replay { records, torn_tail: scan.torn_tail })
 }
