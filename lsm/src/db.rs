@@ -198,6 +198,15 @@ impl Db {
         self.inner.watermark.fetch_max(ts, Ordering::SeqCst);
     }
 
+    /// The largest timestamp of any stored version (0 when empty). Versions
+    /// removed by garbage collection may leave it higher than what is visible.
+    pub fn max_timestamp(&self) -> Timestamp {
+        let sv = self.inner.super_version();
+        let mems = std::iter::once(&sv.active).chain(&sv.immutables).map(|m| m.ts_range().1);
+        let tables = sv.version.levels.iter().flatten().map(|t| t.meta().max_ts);
+        mems.chain(tables).max().unwrap_or(0)
+    }
+
     pub fn gc_watermark(&self) -> Timestamp {
         self.inner.watermark.load(Ordering::SeqCst)
     }

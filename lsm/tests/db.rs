@@ -38,6 +38,7 @@ fn time_travel_survives_flush_compaction_and_reopen() {
     }
     let db = Db::open(dir.path(), small()).unwrap();
     check(&db);
+    assert_eq!(db.max_timestamp(), 30);
 }
 
 #[test]
