@@ -55,6 +55,7 @@
 pub mod clock;
 mod conflicts;
 mod error;
+pub mod history;
 mod local;
 mod shard;
 mod store;
