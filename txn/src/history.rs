@@ -142,23 +142,19 @@ pub fn check(history: &[Recorded], level: Isolation) -> Vec<Anomaly> {
     // G1a and G1b.
     for (reader, key, values) in &reads {
         for &value in values {
-            if let Some(&(w, _)) = writer.get(&(*key, value)) {
-                if history[w].outcome == Outcome::Aborted {
-                    anomalies.push(Anomaly::G1a { reader: *reader, writer: w, key: *key, value });
-                }
+            if let Some(&(w, _)) = writer.get(&(*key, value))
+                && history[w].outcome == Outcome::Aborted
+            {
+                anomalies.push(Anomaly::G1a { reader: *reader, writer: w, key: *key, value });
             }
         }
-        if let Some(&last) = values.last() {
-            if let Some(&(w, pos)) = writer.get(&(*key, last)) {
-                if w != *reader && pos + 1 < appends_per_key[&(w, *key)] {
-                    anomalies.push(Anomaly::G1b {
-                        reader: *reader,
-                        writer: w,
-                        key: *key,
-                        value: last,
-                    });
-                }
-            }
+        // The last element read must be its writer's last append to the key.
+        if let Some(&last) = values.last()
+            && let Some(&(w, pos)) = writer.get(&(*key, last))
+            && w != *reader
+            && pos + 1 < appends_per_key[&(w, *key)]
+        {
+            anomalies.push(Anomaly::G1b { reader: *reader, writer: w, key: *key, value: last });
         }
     }
 
@@ -196,15 +192,15 @@ pub fn check(history: &[Recorded], level: Isolation) -> Vec<Anomaly> {
         }
     }
     for (reader, key, values) in &reads {
-        if let Some(&last) = values.last() {
-            if let Some(a) = w(*key, last) {
-                add(a, *reader, Edge::WR);
-            }
+        if let Some(&last) = values.last()
+            && let Some(a) = w(*key, last)
+        {
+            add(a, *reader, Edge::WR);
         }
-        if let Some(&next) = order.get(key).and_then(|o| o.get(values.len())) {
-            if let Some(b) = w(*key, next) {
-                add(*reader, b, Edge::RW);
-            }
+        if let Some(&next) = order.get(key).and_then(|o| o.get(values.len()))
+            && let Some(b) = w(*key, next)
+        {
+            add(*reader, b, Edge::RW);
         }
     }
 
@@ -214,10 +210,10 @@ pub fn check(history: &[Recorded], level: Isolation) -> Vec<Anomaly> {
         anomalies.push(Anomaly::G1c { cycle });
     } else if let Some(cycle) = find_single_rw_cycle(&graph) {
         anomalies.push(Anomaly::GSingle { cycle });
-    } else if level == Isolation::Serializable {
-        if let Some(cycle) = find_cycle(&graph, &[Edge::WW, Edge::WR, Edge::RW]) {
-            anomalies.push(Anomaly::G2 { cycle });
-        }
+    } else if level == Isolation::Serializable
+        && let Some(cycle) = find_cycle(&graph, &[Edge::WW, Edge::WR, Edge::RW])
+    {
+        anomalies.push(Anomaly::G2 { cycle });
     }
     anomalies
 }
