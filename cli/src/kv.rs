@@ -94,7 +94,11 @@ impl Shell {
             }
             ["get", key] => self.print_get(key, MAX_TS, out)?,
             ["get", key, at] => {
-                let ts = at.strip_prefix('@').unwrap_or(at).parse().context("timestamp must be a number")?;
+                let ts = at
+                    .strip_prefix('@')
+                    .unwrap_or(at)
+                    .parse()
+                    .context("timestamp must be a number")?;
                 self.print_get(key, ts, out)?;
             }
             ["del", key] => {
@@ -134,7 +138,11 @@ impl Shell {
             match *a {
                 "desc" => reverse = true,
                 "limit" => {
-                    limit = args.next().context("limit needs a number")?.parse().context("limit needs a number")?
+                    limit = args
+                        .next()
+                        .context("limit needs a number")?
+                        .parse()
+                        .context("limit needs a number")?
                 }
                 p if prefix.is_none() => prefix = Some(p),
                 other => bail!("unexpected {other:?} in scan"),

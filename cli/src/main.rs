@@ -11,7 +11,11 @@ use clap::{Parser, Subcommand};
 mod kv;
 
 #[derive(Parser, Debug)]
-#[command(name = "strata", version, about = "Strata: a transactional SQL database (in construction)")]
+#[command(
+    name = "strata",
+    version,
+    about = "Strata: a transactional SQL database (in construction)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -25,14 +25,25 @@ fn stdout(o: &Output) -> String {
 #[test]
 fn script_on_stdin_writes_reads_and_survives_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let out = strata(dir.path(), &[], "put fruit/apple red\nput fruit/kiwi green fuzzy\nput veg/leek white\ndel fruit/apple\nscan fruit/\n");
+    let out = strata(
+        dir.path(),
+        &[],
+        "put fruit/apple red\nput fruit/kiwi green fuzzy\nput veg/leek white\ndel fruit/apple\nscan fruit/\n",
+    );
     assert!(out.status.success(), "{out:?}");
     let text = stdout(&out);
     assert!(text.ends_with("fruit/kiwi = green fuzzy\n(1 row)\n"), "{text}");
     // History: the apple existed at the timestamp of its put.
     let put_ts = text.lines().next().unwrap().strip_prefix("OK @").unwrap().to_string();
-    let out = strata(dir.path(), &["-c", &format!("get fruit/apple @{put_ts}"), "-c", "get fruit/apple", "-c", "scan desc"], "");
-    assert_eq!(stdout(&out), "red\n(not found)\nveg/leek = white\nfruit/kiwi = green fuzzy\n(2 rows)\n");
+    let out = strata(
+        dir.path(),
+        &["-c", &format!("get fruit/apple @{put_ts}"), "-c", "get fruit/apple", "-c", "scan desc"],
+        "",
+    );
+    assert_eq!(
+        stdout(&out),
+        "red\n(not found)\nveg/leek = white\nfruit/kiwi = green fuzzy\n(2 rows)\n"
+    );
 }
 
 #[test]
