@@ -2,7 +2,8 @@
 //!
 //! A filter is a bit array followed by one byte holding the number of probes
 //! `k`. Probes use double hashing of one 64-bit hash (Kirsch and Mitzenmacher,
-//! "Less hashing, same performance"). With 10 bits per key and `k = 7` the
+//! "Less hashing, same performance"), mapped onto the bit array by
+//! multiply-shift rather than division. With 10 bits per key and `k = 7` the
 //! false-positive rate is about 0.8%.
 
 /// A fast 64-bit hash of a user key (not for adversarial input).
@@ -78,7 +79,12 @@ impl BloomBuilder {
 fn probes(hash: u64, k: u8, nbits: u64) -> impl Iterator<Item = u64> {
     let h1 = hash;
     let h2 = hash.rotate_left(32) | 1;
-    (0..u64::from(k)).map(move |i| h1.wrapping_add(i.wrapping_mul(h2)) % nbits)
+    // Lemire's multiply-shift maps a 64-bit hash onto [0, nbits) without a
+    // division per probe.
+    (0..u64::from(k)).map(move |i| {
+        let h = h1.wrapping_add(i.wrapping_mul(h2));
+        ((u128::from(h) * u128::from(nbits)) >> 64) as u64
+    })
 }
 
 /// Whether the filter may contain a key with this hash. A malformed filter

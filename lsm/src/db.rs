@@ -701,11 +701,14 @@ impl Inner {
         let next = if pos == 0 { &sv.active } else { &sv.immutables[pos - 1] };
         edit.log_number = next.wal().map(|w| w.number());
         edit.next_file_number = Some(self.next_file.load(Ordering::SeqCst));
+        // Counted before the version is installed: `Db::flush` returns as soon
+        // as it sees the memtable gone, and its caller may read the stats.
+        Stats::add(&self.stats.flushes, 1);
         self.install(edit, added, Some(mem))?;
         if let Some(wal) = mem.wal() {
             let _ = std::fs::remove_file(wal.path());
         }
-        Stats::add(&self.stats.flushes, 1);
+
         Ok(())
     }
 
