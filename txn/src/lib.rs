@@ -69,4 +69,4 @@ pub use shard::{CommitRequest, Isolation, RowIter, Shard, ShardStats};
 pub use store::{RetryPolicy, Store, TxnOptions, TxnStats};
 pub use strata_lsm::{KeyRange, Timestamp};
 pub use tracker::CommitTracker;
-pub use txn::{Txn, TxnScan};
+pub use txn::{Savepoint, Txn, TxnScan};

@@ -165,6 +165,20 @@ impl Txn {
         self.store.shard().commit(&request)
     }
 
+    /// Marks the current state of the buffered writes, to return to with
+    /// [`Txn::rollback_to`] (SQL `SAVEPOINT`). Reads stay recorded: what was
+    /// read still constrains validation.
+    pub fn savepoint(&self) -> Savepoint {
+        Savepoint { writes: self.writes.clone(), write_bytes: self.write_bytes, for_update: self.for_update.clone() }
+    }
+
+    /// Discards writes made since `savepoint`.
+    pub fn rollback_to(&mut self, savepoint: &Savepoint) {
+        self.writes = savepoint.writes.clone();
+        self.write_bytes = savepoint.write_bytes;
+        self.for_update = savepoint.for_update.clone();
+    }
+
     /// Ends the transaction without applying anything.
     pub fn rollback(self) {
         self.store.record_rollback();
@@ -175,6 +189,14 @@ impl Drop for Txn {
     fn drop(&mut self) {
         self.store.end_snapshot(self.start_ts);
     }
+}
+
+/// A point in a transaction's writes ([`Txn::savepoint`]).
+#[derive(Clone, Debug)]
+pub struct Savepoint {
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    write_bytes: usize,
+    for_update: BTreeSet<Vec<u8>>,
 }
 
 /// A buffered write: the key and its new value, `None` for a delete.

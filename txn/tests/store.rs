@@ -242,3 +242,20 @@ fn bounded_conflict_state_still_catches_old_conflicts() {
     old.put(b"hot", b"lost update").unwrap();
     assert!(matches!(old.commit(), Err(Error::Conflict { kind: ConflictKind::WriteWrite, .. })));
 }
+
+#[test]
+fn savepoints_undo_later_writes_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), TxnOptions::default());
+    let mut t = store.begin();
+    t.put(b"a", b"1").unwrap();
+    let sp = t.savepoint();
+    t.put(b"a", b"2").unwrap();
+    t.put(b"b", b"2").unwrap();
+    t.rollback_to(&sp);
+    assert_eq!(t.get(b"a").unwrap(), Some(b"1".to_vec()));
+    assert_eq!(t.get(b"b").unwrap(), None);
+    t.commit().unwrap();
+    let mut r = store.begin_read_only();
+    assert_eq!((r.get(b"a").unwrap(), r.get(b"b").unwrap()), (Some(b"1".to_vec()), None));
+}
