@@ -34,11 +34,8 @@ fn entries() -> Vec<(Vec<u8>, Vec<u8>)> {
 
 /// Indexes `0..n` in a seeded random order.
 fn shuffled(n: usize) -> Vec<usize> {
-    let mut rng = Rng::new(7);
     let mut order: Vec<usize> = (0..n).collect();
-    for i in (1..n).rev() {
-        order.swap(i, rng.below(i as u64 + 1) as usize);
-    }
+    Rng::new(7).shuffle(&mut order);
     order
 }
 

@@ -2,13 +2,16 @@
 //!
 //! The `lsm-bench` binary is a `db_bench`-like driver that runs the same
 //! workloads against Strata's storage engine and (with the `rocksdb` feature)
-//! against RocksDB configured alike. Later drivers (YCSB, TPC-C) reuse the
-//! pieces kept here:
+//! against RocksDB configured alike; `txn-bench` measures `strata-txn`'s
+//! commit throughput and its behaviour under contention. Later drivers (YCSB,
+//! TPC-C) reuse the pieces kept here:
 //!
 //! - [`histogram`]: a dependency-free latency histogram with about 1.6%
 //!   relative precision, for p50/p99 figures.
 //! - [`workload`]: a seeded PRNG, `db_bench`-style keys (zero-padded decimal, so
 //!   key order is index order) and compressible values.
+//! - [`zipfian`]: YCSB's zipfian generator (Gray et al.), for skewed key
+//!   choice.
 //! - [`engine`]: the [`Engine`] trait the drivers are written against, with a
 //!   Strata implementation and, behind the `rocksdb` feature, a RocksDB one.
 //!
@@ -18,7 +21,9 @@
 pub mod engine;
 pub mod histogram;
 pub mod workload;
+pub mod zipfian;
 
 pub use engine::{Batch, Engine, EngineConfig, EngineScan, StrataEngine, WriteCounters};
 pub use histogram::Histogram;
 pub use workload::{KeyFormat, Rng, ValueGen};
+pub use zipfian::Zipfian;

@@ -41,6 +41,19 @@ impl Rng {
         assert!(n > 0, "Rng::below(0)");
         ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
     }
+
+    /// Puts `items` in a uniformly random order (Fisher and Yates).
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            items.swap(i, self.below(i as u64 + 1) as usize);
+        }
+    }
+
+    /// A number in `[0, 1)`, uniform on a grid of 2^-53 (every `f64` of that
+    /// form is exact).
+    pub fn unit_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
 }
 
 /// How key indexes become key bytes: zero-padded decimal, `size` bytes.
@@ -183,6 +196,24 @@ mod tests {
             let n = values.iter().filter(|&&v| v == digit).count();
             assert!((50..150).contains(&n), "{digit} drawn {n} times of 1000");
         }
+    }
+
+    #[test]
+    fn shuffle_permutes() {
+        let mut items: Vec<u32> = (0..100).collect();
+        Rng::new(1).shuffle(&mut items);
+        assert_ne!(items, (0..100).collect::<Vec<_>>());
+        items.sort_unstable();
+        assert_eq!(items, (0..100).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn unit_f64_is_in_the_unit_interval_and_spread_over_it() {
+        let mut r = Rng::new(3);
+        let draws: Vec<f64> = (0..10_000).map(|_| r.unit_f64()).collect();
+        assert!(draws.iter().all(|u| (0.0..1.0).contains(u)));
+        let below_half = draws.iter().filter(|&&u| u < 0.5).count();
+        assert!((4_800..5_200).contains(&below_half), "{below_half} of 10000 below 0.5");
     }
 
     #[test]
