@@ -25,6 +25,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::error::{Error, Result};
 use strata_lsm::Timestamp;
 
+/// How close to the persisted high-water mark [`Hlc::reserve_headroom`]
+/// renews it.
+const HEADROOM_MS: u64 = 1_000;
+
 /// Bits of a timestamp holding the logical counter.
 pub const LOGICAL_BITS: u32 = 16;
 
@@ -231,6 +235,15 @@ impl Hlc {
         self.ensure_persisted(remote)
     }
 
+    /// Persists a new high-water mark now if the clock is within a second of
+    /// the current one. Callers invoke it before taking locks on their hot
+    /// path, so that [`Hlc::now`] (which may run under locks) practically
+    /// never has to fsync.
+    pub fn reserve_headroom(&self) -> Result<()> {
+        let soon = from_millis(self.physical.now_millis() + HEADROOM_MS).max(self.peek() + 1);
+        self.ensure_persisted(soon)
+    }
+
     /// Persists a new high-water mark before `ts` may be handed out.
     fn ensure_persisted(&self, ts: Timestamp) -> Result<()> {
         if ts < self.persisted.load(Ordering::SeqCst) {
@@ -330,6 +343,46 @@ mod tests {
         physical.set(10_000);
         let hlc = mk(&physical);
         assert!(hlc.now().unwrap() > before);
+    }
+
+    #[derive(Debug, Default)]
+    struct CountingStore {
+        stores: AtomicU64,
+        mark: AtomicU64,
+    }
+    impl HighWaterStore for Arc<CountingStore> {
+        fn load(&self) -> Result<Timestamp> {
+            Ok(self.mark.load(Ordering::SeqCst))
+        }
+        fn store(&self, mark: Timestamp) -> Result<()> {
+            self.stores.fetch_add(1, Ordering::SeqCst);
+            self.mark.store(mark, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn reserving_headroom_keeps_now_from_persisting() {
+        let physical = Arc::new(ManualClock::new(50_000));
+        let store = Arc::new(CountingStore::default());
+        let hlc =
+            Hlc::new(Box::new(Shared(physical.clone())), Box::new(store.clone()), 0, 500).unwrap();
+        hlc.now().unwrap();
+        assert_eq!(store.stores.load(Ordering::SeqCst), 1, "the first timestamp persists a mark");
+        // Walk the clock forward, reserving headroom before each timestamp as
+        // the commit path does: now() never has to persist by itself.
+        for _ in 0..100 {
+            physical.advance(300);
+            hlc.reserve_headroom().unwrap();
+            let before = store.stores.load(Ordering::SeqCst);
+            let ts = hlc.now().unwrap();
+            assert_eq!(store.stores.load(Ordering::SeqCst), before, "now() persisted at {ts}");
+            assert!(ts < store.mark.load(Ordering::SeqCst));
+        }
+        assert!(
+            store.stores.load(Ordering::SeqCst) < 20,
+            "renewed every few seconds, not every call"
+        );
     }
 
     #[test]

@@ -159,6 +159,8 @@ impl LocalShard {
 
     /// Validates, assigns a timestamp with `assign`, and records the keys.
     fn validate_and_reserve(&self, request: &CommitRequest) -> Result<Timestamp> {
+        // Any clock fsync happens here, before the locks below.
+        self.hlc.reserve_headroom()?;
         let scans_ranges =
             request.isolation == Isolation::Serializable && !request.ranges.is_empty();
         let _shared;

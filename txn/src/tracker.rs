@@ -12,9 +12,10 @@
 //! ([`CommitTracker::wait_applied`]), so a transaction that begins after
 //! another's commit returned always sees it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
+use std::thread::Thread;
 
 use strata_lsm::Timestamp;
 
@@ -24,12 +25,15 @@ use crate::error::Result;
 struct State {
     pending: BTreeSet<Timestamp>,
     last_assigned: Timestamp,
+    /// Threads in [`CommitTracker::wait_applied`], by the timestamp they
+    /// wait for: each is woken only once the watermark reaches it (no
+    /// thundering herd on every commit).
+    waiters: BTreeMap<Timestamp, Vec<Thread>>,
 }
 
 #[derive(Debug)]
 pub struct CommitTracker {
     state: Mutex<State>,
-    applied: Condvar,
     watermark: AtomicU64,
 }
 
@@ -38,8 +42,11 @@ impl CommitTracker {
     /// is applied: recovered data).
     pub fn new(start: Timestamp) -> CommitTracker {
         CommitTracker {
-            state: Mutex::new(State { pending: BTreeSet::new(), last_assigned: start }),
-            applied: Condvar::new(),
+            state: Mutex::new(State {
+                pending: BTreeSet::new(),
+                last_assigned: start,
+                waiters: BTreeMap::new(),
+            }),
             watermark: AtomicU64::new(start),
         }
     }
@@ -79,17 +86,36 @@ impl CommitTracker {
         let mut s = self.lock();
         assert!(s.pending.remove(&ts), "finishing {ts}, which is not pending");
         let watermark = s.pending.first().map_or(s.last_assigned, |oldest| oldest - 1);
+        self.advance(s, watermark);
+    }
+
+    /// Publishes a new watermark and wakes the waiters it satisfies.
+    fn advance(&self, mut s: MutexGuard<'_, State>, watermark: Timestamp) {
         debug_assert!(watermark >= self.watermark(), "the watermark moved back");
         self.watermark.store(watermark, Ordering::SeqCst);
+        let still_waiting = s.waiters.split_off(&(watermark + 1));
+        let ready = std::mem::replace(&mut s.waiters, still_waiting);
         drop(s);
-        self.applied.notify_all();
+        for thread in ready.into_values().flatten() {
+            thread.unpark();
+        }
     }
 
     /// Blocks until the watermark reaches `ts`.
     pub fn wait_applied(&self, ts: Timestamp) {
+        if self.watermark() >= ts {
+            return;
+        }
         let mut s = self.lock();
+        if self.watermark() >= ts {
+            return;
+        }
+        s.waiters.entry(ts).or_default().push(std::thread::current());
+        drop(s);
+        // An unpark that lands before park() makes park() return at once;
+        // spurious wake-ups loop.
         while self.watermark() < ts {
-            s = self.applied.wait(s).unwrap_or_else(|p| p.into_inner());
+            std::thread::park();
         }
     }
 
@@ -101,7 +127,8 @@ impl CommitTracker {
         if ts > s.last_assigned {
             s.last_assigned = ts;
             if s.pending.is_empty() {
-                self.watermark.store(ts, Ordering::SeqCst);
+                self.advance(s, ts);
+                return;
             }
         }
         drop(s);
@@ -143,6 +170,30 @@ mod tests {
         assert_eq!(t.watermark(), 34);
         t.finish(35);
         assert_eq!(t.watermark(), 36);
+    }
+
+    #[test]
+    fn many_waiters_are_each_released_in_order() {
+        let t = Arc::new(CommitTracker::new(0));
+        let stamps: Vec<u64> = (1..=32).map(|i| t.assign(|| Ok(i)).unwrap()).collect();
+        let waiters: Vec<_> = stamps
+            .iter()
+            .map(|&ts| {
+                let t = t.clone();
+                std::thread::spawn(move || {
+                    t.wait_applied(ts);
+                    assert!(t.watermark() >= ts);
+                })
+            })
+            .collect();
+        // Finish in reverse: nobody may return until the oldest finishes.
+        for &ts in stamps.iter().rev() {
+            t.finish(ts);
+        }
+        for w in waiters {
+            w.join().unwrap();
+        }
+        assert_eq!(t.watermark(), 32);
     }
 
     #[test]

@@ -169,7 +169,11 @@ impl Txn {
     /// [`Txn::rollback_to`] (SQL `SAVEPOINT`). Reads stay recorded: what was
     /// read still constrains validation.
     pub fn savepoint(&self) -> Savepoint {
-        Savepoint { writes: self.writes.clone(), write_bytes: self.write_bytes, for_update: self.for_update.clone() }
+        Savepoint {
+            writes: self.writes.clone(),
+            write_bytes: self.write_bytes,
+            for_update: self.for_update.clone(),
+        }
     }
 
     /// Discards writes made since `savepoint`.
