@@ -1,5 +1,37 @@
-//! Strata's SQL engine (not built yet; see issue "SQL engine").
+//! `strata-sql`: Strata's SQL engine, PostgreSQL dialect, and the embedded
+//! [`Database`] API.
 //!
-//! It will parse the PostgreSQL dialect with `sqlparser`, bind names against a
-//! transactional catalog, plan and execute queries over the transaction layer,
-//! and expose the embedded `Database` API.
+//! Life of a query (`SELECT name FROM t WHERE id = 7`):
+//!
+//! 1. [`Session::execute`] parses the text with `sqlparser` (PostgreSQL
+//!    dialect) and, outside `BEGIN`, opens a [`strata_txn::Txn`] for it.
+//! 2. [`plan::Binder`] resolves `t` in the [`catalog`] (descriptors are keys in
+//!    the same transactional key space), types `id = 7`, and builds a
+//!    [`plan::Node`] tree; `plan::choose_access` turns `id = 7` on the primary
+//!    key into an `Access::PrimaryPoint` lookup.
+//! 3. [`exec::build`] makes operators from the plan; the scan encodes the key
+//!    ([`encoding::encode_key`]), reads it through the transaction, decodes the
+//!    row, and the filter and projection stream it out.
+//! 4. The session commits the transaction (read-only: no validation) and
+//!    returns the rows with PostgreSQL's command tag.
+//!
+//! Errors are [`SqlError`]s carrying PostgreSQL SQLSTATE codes.
+
+pub mod catalog;
+mod database;
+mod ddl;
+mod dml;
+pub mod encoding;
+mod error;
+pub mod exec;
+pub mod expr;
+mod functions;
+pub mod plan;
+mod session;
+pub mod types;
+
+pub use database::{ColumnIndex, Database, FromValue, Rows};
+pub use error::{Result, SqlError, sqlstate};
+pub use plan::OutputColumn;
+pub use session::{Session, StatementResult, TxnStatus, parse};
+pub use types::{DataType, Value};

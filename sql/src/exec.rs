@@ -1,0 +1,814 @@
+//! The executor: pull-based operators, one per plan node.
+//!
+//! Each operator yields rows on demand ([`Operator::next`]), so a `LIMIT 1`
+//! over a large table reads a few rows. Operators that must see all their
+//! input first (sort, the build side of a join, hash aggregation, set
+//! operations) charge what they hold to the query's memory budget and fail
+//! with SQLSTATE 53200 when it is exceeded, rather than exhausting the process.
+
+use std::cell::RefCell;
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::rc::Rc;
+use std::time::Instant;
+
+use strata_lsm::KeyRange;
+use strata_txn::{Txn, TxnScan};
+
+use crate::catalog::{PRIMARY_INDEX, Table};
+use crate::encoding::{decode_row, encode_key};
+use crate::error::{Result, SqlError, sqlstate};
+use crate::expr::{Accumulator, Expr, truth};
+use crate::plan::{Access, JoinKind, Node, SetOpKind, SortKey};
+use crate::types::{DataType, Value};
+
+/// A row of values.
+pub type Row = Vec<Value>;
+
+/// Per-statement execution context.
+pub struct Cx<'a> {
+    pub txn: &'a mut Txn,
+    params: &'a [Value],
+    outer: Vec<Row>,
+    statement_micros: i64,
+    memory_used: usize,
+    memory_limit: usize,
+    /// Per-node row counts and time, when running EXPLAIN ANALYZE.
+    pub profile: Option<Rc<RefCell<Profile>>>,
+}
+
+impl std::fmt::Debug for Cx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cx")
+            .field("outer_depth", &self.outer.len())
+            .field("memory_used", &self.memory_used)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What EXPLAIN ANALYZE measured, by node address.
+#[derive(Debug, Default)]
+pub struct Profile {
+    pub nodes: HashMap<usize, (u64, u128)>,
+}
+
+impl<'a> Cx<'a> {
+    pub fn new(
+        txn: &'a mut Txn,
+        params: &'a [Value],
+        statement_micros: i64,
+        memory_limit: usize,
+    ) -> Cx<'a> {
+        Cx {
+            txn,
+            params,
+            outer: Vec::new(),
+            statement_micros,
+            memory_used: 0,
+            memory_limit,
+            profile: None,
+        }
+    }
+
+    pub fn param(&self, i: usize) -> Result<Value> {
+        self.params.get(i).cloned().ok_or_else(|| {
+            SqlError::new(
+                sqlstate::UNDEFINED_PARAMETER,
+                format!("there is no parameter ${}", i + 1),
+            )
+        })
+    }
+
+    pub fn outer_value(&self, depth: usize, index: usize) -> Result<Value> {
+        let row = self
+            .outer
+            .len()
+            .checked_sub(depth)
+            .and_then(|i| self.outer.get(i))
+            .ok_or_else(|| SqlError::internal("outer reference without an outer row"))?;
+        Ok(row[index].clone())
+    }
+
+    /// The statement's timestamp (`now()`), in microseconds since 2000-01-01.
+    pub fn statement_timestamp_micros(&self) -> i64 {
+        self.statement_micros
+    }
+
+    /// Charges `bytes` of memory held by a materializing operator.
+    pub fn charge(&mut self, bytes: usize) -> Result<()> {
+        self.memory_used += bytes;
+        if self.memory_used > self.memory_limit {
+            return Err(SqlError::new(sqlstate::OUT_OF_MEMORY, "out of memory").with_detail(format!(
+                "The query needs more than its limit of {} bytes for sorting, hashing or grouping.",
+                self.memory_limit
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Approximate bytes a row holds.
+pub fn row_size(row: &[Value]) -> usize {
+    row.iter()
+        .map(|v| {
+            32 + match v {
+                Value::Text(s) => s.len(),
+                Value::Bytes(b) => b.len(),
+                _ => 0,
+            }
+        })
+        .sum()
+}
+
+/// A running operator.
+pub trait Operator {
+    fn next(&mut self, cx: &mut Cx<'_>) -> Result<Option<Row>>;
+}
+
+/// Runs `plan` as a subquery of the row `row`; returns all its rows.
+pub fn run_subquery(plan: &Node, row: &[Value], cx: &mut Cx<'_>) -> Result<Vec<Row>> {
+    cx.outer.push(row.to_vec());
+    let result = (|| {
+        let mut op = build(plan);
+        let mut out = Vec::new();
+        while let Some(r) = op.next(cx)? {
+            cx.charge(row_size(&r))?;
+            out.push(r);
+        }
+        Ok(out)
+    })();
+    cx.outer.pop();
+    result
+}
+
+/// Whether the subquery `plan` of row `row` yields any row.
+pub fn subquery_has_rows(plan: &Node, row: &[Value], cx: &mut Cx<'_>) -> Result<bool> {
+    cx.outer.push(row.to_vec());
+    let result = build(plan).next(cx).map(|r| r.is_some());
+    cx.outer.pop();
+    result
+}
+
+/// Builds the operator tree of `node`.
+pub fn build(node: &Node) -> Box<dyn Operator + '_> {
+    let op: Box<dyn Operator + '_> = match node {
+        Node::Values { rows } => Box::new(ValuesOp { rows, next: 0 }),
+        Node::Scan { table, access, for_update } => {
+            Box::new(ScanOp { table, access, for_update: *for_update, state: ScanState::Init })
+        }
+        Node::Filter { input, predicate } => Box::new(FilterOp { input: build(input), predicate }),
+        Node::Project { input, exprs } => Box::new(ProjectOp { input: build(input), exprs }),
+        Node::Aggregate { input, group_by, aggs } => {
+            Box::new(AggregateOp { input: build(input), group_by, aggs, output: None })
+        }
+        Node::Sort { input, keys } => Box::new(SortOp { input: build(input), keys, sorted: None }),
+        Node::Limit { input, limit, offset } => {
+            Box::new(LimitOp { input: build(input), limit, offset, bounds: None, seen: 0 })
+        }
+        Node::Distinct { input } => {
+            Box::new(DistinctOp { input: build(input), seen: HashMap::new() })
+        }
+        Node::Join { left, right, kind, equi, on, left_width, right_width } => Box::new(JoinOp {
+            left: build(left),
+            right_node: right,
+            kind: *kind,
+            equi,
+            on: on.as_ref(),
+            left_width: *left_width,
+            right_width: *right_width,
+            built: None,
+            pending: Vec::new(),
+            left_done: false,
+            tail: None,
+        }),
+        Node::SetOp { op, all, left, right } => Box::new(SetOpOp {
+            op: *op,
+            all: *all,
+            left: build(left),
+            right_node: right,
+            right: None,
+            counts: None,
+            emitted: HashMap::new(),
+        }),
+    };
+    op_with_profile(node, op)
+}
+
+fn op_with_profile<'p>(node: &'p Node, op: Box<dyn Operator + 'p>) -> Box<dyn Operator + 'p> {
+    Box::new(Profiled { id: node as *const Node as usize, inner: op })
+}
+
+/// Counts rows and time per node when a profile is being collected.
+struct Profiled<'p> {
+    id: usize,
+    inner: Box<dyn Operator + 'p>,
+}
+
+impl Operator for Profiled<'_> {
+    fn next(&mut self, cx: &mut Cx<'_>) -> Result<Option<Row>> {
+        let Some(profile) = cx.profile.clone() else { return self.inner.next(cx) };
+        let started = Instant::now();
+        let row = self.inner.next(cx)?;
+        let mut p = profile.borrow_mut();
+        let entry = p.nodes.entry(self.id).or_default();
+        entry.0 += u64::from(row.is_some());
+        entry.1 += started.elapsed().as_nanos();
+        Ok(row)
+    }
+}
+
+struct ValuesOp<'p> {
+    rows: &'p [Vec<Expr>],
+    next: usize,
+}
+
+impl Operator for ValuesOp<'_> {
+    fn next(&mut self, cx: &mut Cx<'_>) -> Result<Option<Row>> {
+        let Some(exprs) = self.rows.get(self.next) else { return Ok(None) };
+        self.next += 1;
+        exprs.iter().map(|e| e.eval(&[], cx)).collect::<Result<Row>>().map(Some)
+    }
+}
+
+/// `v` as a key value of type `ty`, or `None` if no key of that type can
+/// equal it (NULL, or not exactly representable: `int_col = 2.5`).
+pub fn exact_key_value(v: Value, ty: &DataType) -> Option<Value> {
+    if v.is_null() {
+        return None;
+    }
+    let cast = v.cast(ty).ok()?;
+    (cast.sql_cmp(&v) == Some(Ordering::Equal)).then_some(cast)
+}
+
+/// A key prefix followed by encoded key values; `None` if a value cannot match.
+fn encode_prefix(
+    prefix: Vec<u8>,
+    values: &[Expr],
+    types: &[DataType],
+    cx: &mut Cx<'_>,
+) -> Result<Option<Vec<u8>>> {
+    let mut key = prefix;
+    for (e, ty) in values.iter().zip(types) {
+        let Some(v) = exact_key_value(e.eval(&[], cx)?, ty) else { return Ok(None) };
+        encode_key(&mut key, &v, ty, false);
+    }
+    Ok(Some(key))
+}
+
+enum ScanState {
+    Init,
+    Rows(TxnScan),
+    /// Index entries whose values are primary keys.
+    Index(TxnScan),
+    Done,
+}
+
+struct ScanOp<'p> {
+    table: &'p Table,
+    access: &'p Access,
+    for_update: bool,
+    state: ScanState,
+}
+
+impl ScanOp<'_> {
+    fn pk_types(&self) -> Vec<DataType> {
+        self.table.primary_key.iter().map(|&c| self.table.columns[c].ty.clone()).collect()
+    }
+
+    fn open(&mut self, cx: &mut Cx<'_>) -> Result<Option<Row>> {
+        let t = self.table;
+        let primary = t.index_prefix(PRIMARY_INDEX);
+        let range = match self.access {
+            Access::Full => t.index_range(PRIMARY_INDEX),
+            Access::PrimaryPoint(exprs) => {
+                self.state = ScanState::Done;
+                let Some(key) = encode_prefix(primary, exprs, &self.pk_types(), cx)? else {
+                    return Ok(None);
+                };
+                return self.fetch(&key, cx);
+            }
+            Access::PrimaryRange { eq, lower, upper } => {
+                let types = self.pk_types();
+                let Some(prefix) = encode_prefix(primary, eq, &types, cx)? else {
+                    self.state = ScanState::Done;
+                    return Ok(None);
+                };
+                let ty = &types[eq.len()];
+                let bound = |b: &Option<(Expr, bool)>,
+                             cx: &mut Cx<'_>|
+                 -> Result<Option<(Vec<u8>, bool)>> {
+                    let Some((e, inclusive)) = b else { return Ok(None) };
+                    let v = e.eval(&[], cx)?;
+                    // An inexact bound (int_col > 2.5) just reads a little more:
+                    // the filter above rejects the extra rows.
+                    let Ok(v) = v.cast(ty) else { return Ok(None) };
+                    if v.is_null() {
+                        return Ok(None);
+                    }
+                    let mut k = prefix.clone();
+                    encode_key(&mut k, &v, ty, false);
+                    Ok(Some((k, *inclusive)))
+                };
+                use std::ops::Bound::*;
+                let lo = match bound(lower, cx)? {
+                    Some((k, true)) => Included(k),
+                    Some((k, false)) => {
+                        strata_lsm::prefix_successor(&k).map_or(Unbounded, Included)
+                    }
+                    None => Included(prefix.clone()),
+                };
+                let hi = match bound(upper, cx)? {
+                    Some((k, true)) => strata_lsm::prefix_successor(&k).map_or(Unbounded, Excluded),
+                    Some((k, false)) => Excluded(k),
+                    None => strata_lsm::prefix_successor(&prefix).map_or(Unbounded, Excluded),
+                };
+                KeyRange { lower: lo, upper: hi }
+            }
+            Access::IndexEq { index, eq } => {
+                let idx = t
+                    .indexes
+                    .iter()
+                    .find(|i| i.id == *index)
+                    .ok_or_else(|| SqlError::internal("index vanished"))?;
+                let types: Vec<DataType> =
+                    idx.columns.iter().map(|&c| t.columns[c].ty.clone()).collect();
+                let Some(prefix) = encode_prefix(t.index_prefix(*index), eq, &types, cx)? else {
+                    self.state = ScanState::Done;
+                    return Ok(None);
+                };
+                self.state = ScanState::Index(cx.txn.scan(KeyRange::prefix(&prefix), false)?);
+                return self.next(cx);
+            }
+        };
+        self.state = ScanState::Rows(cx.txn.scan(range, false)?);
+        self.next(cx)
+    }
+
+    fn fetch(&self, key: &[u8], cx: &mut Cx<'_>) -> Result<Option<Row>> {
+        let value = if self.for_update { cx.txn.get_for_update(key)? } else { cx.txn.get(key)? };
+        value.map(|v| decode_row(&v, &self.table.column_types())).transpose()
+    }
+}
+
+impl Operator for ScanOp<'_> {
+    fn next(&mut self, cx: &mut Cx<'_>) -> Result<Option<Row>> {
+        match &mut self.state {
+            ScanState::Init => self.open(cx),
+            ScanState::Done => Ok(None),
+            ScanState::Rows(scan) => match scan.next() {
+                None => {
+                    self.state = ScanState::Done;
+                    Ok(None)
+                }
+                Some(row) => {
+                    let (key, value) = row?;
+                    if self.for_update {
+                        cx.txn.get_for_update(&key)?;
+                    }
+                    decode_row(&value, &self.table.column_types()).map(Some)
+                }
+            },
+            ScanState::Index(scan) => match scan.next() {
+                None => {
+                    self.state = ScanState::Done;
+                    Ok(None)
+                }
+                Some(entry) => {
+                    let (_, pk) = entry?;
+                    let mut key = self.table.index_prefix(PRIMARY_INDEX);
+                    key.extend_from_slice(&pk);
+                    self.fetch(&key, cx)?.map(Some).ok_or_else(|| {
+                        SqlError::new(
+                            sqlstate::DATA_CORRUPTED,
+                            format!(
+                                "index entry of table \"{}\" points at a missing row",
+                                self.table.name
+                            ),
+                        )
+                    })
+                }
+            },
+        }
+    }
+}
+
+struct FilterOp<'p> {
+    input: Box<dyn Operator + 'p>,
+    predicate: &'p Expr,
+}
+
+impl Operator for FilterOp<'_> {
+    fn next(&mut self, cx: &mut Cx<'_>) -> Result<Option<Row>> {
+        while let Some(row) = self.input.next(cx)? {
+            if truth(&self.predicate.eval(&row, cx)?)? == Some(true) {
+                return Ok(Some(row));
+            }
+        }
+        Ok(None)
+    }
+}
+
+struct ProjectOp<'p> {
+    input: Box<dyn Operator + 'p>,
+    exprs: &'p [Expr],
+}
+
+impl Operator for ProjectOp<'_> {
+    fn next(&mut self, cx: &mut Cx<'_>) -> Result<Option<Row>> {
+        let Some(row) = self.input.next(cx)? else { return Ok(None) };
+        self.exprs.iter().map(|e| e.eval(&row, cx)).collect::<Result<Row>>().map(Some)
+    }
+}
+
+/// Values compared and hashed as GROUP BY does: NULLs equal, numbers by value.
+#[derive(Clone, Debug)]
+pub struct GroupKey(pub Row);
+
+impl PartialEq for GroupKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.len() == other.0.len() && self.0.iter().zip(&other.0).all(|(a, b)| a.group_eq(b))
+    }
+}
+impl Eq for GroupKey {}
+impl Hash for GroupKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        for v in &self.0 {
+            v.hash_key(state);
+        }
+    }
+}
+
+struct AggregateOp<'p> {
+    input: Box<dyn Operator + 'p>,
+    group_by: &'p [Expr],
+    aggs: &'p [crate::expr::AggCall],
+    output: Option<std::vec::IntoIter<Row>>,
+}
+
+impl AggregateOp<'_> {
+    fn compute(&mut self, cx: &mut Cx<'_>) -> Result<Vec<Row>> {
+        let mut index: HashMap<GroupKey, usize> = HashMap::new();
+        let mut groups: Vec<(Row, Vec<Accumulator>)> = Vec::new();
+        while let Some(row) = self.input.next(cx)? {
+            let key: Row = self.group_by.iter().map(|e| e.eval(&row, cx)).collect::<Result<_>>()?;
+            let slot = match index.get(&GroupKey(key.clone())) {
+                Some(&i) => i,
+                None => {
+                    cx.charge(row_size(&key) + 64 * self.aggs.len())?;
+                    groups.push((key.clone(), self.aggs.iter().map(Accumulator::new).collect()));
+                    index.insert(GroupKey(key), groups.len() - 1);
+                    groups.len() - 1
+                }
+            };
+            for (acc, call) in groups[slot].1.iter_mut().zip(self.aggs) {
+                let args =
+                    call.args.iter().map(|a| a.eval(&row, cx)).collect::<Result<Vec<_>>>()?;
+                acc.add(call, args)?;
+            }
+        }
+        // Without GROUP BY, an aggregate over no rows still yields one row.
+        if groups.is_empty() && self.group_by.is_empty() {
+            groups.push((Vec::new(), self.aggs.iter().map(Accumulator::new).collect()));
+        }
+        groups
+            .into_iter()
+            .map(|(mut key, accs)| {
+                for (acc, call) in accs.into_iter().zip(self.aggs) {
+                    key.push(acc.finish(call)?);
+                }
+                Ok(key)
+            })
+            .collect()
+    }
+}
+
+impl Operator for AggregateOp<'_> {
+    fn next(&mut self, cx: &mut Cx<'_>) -> Result<Option<Row>> {
+        if self.output.is_none() {
+            let rows = self.compute(cx)?;
+            self.output = Some(rows.into_iter());
+        }
+        Ok(self.output.as_mut().expect("computed").next())
+    }
+}
+
+/// Compares rows by sort keys, with PostgreSQL's NULL placement.
+pub fn compare_rows(a: &[Value], b: &[Value], keys: &[SortKey]) -> Ordering {
+    for k in keys {
+        let (x, y) = (&a[k.column], &b[k.column]);
+        let ord = match (x.is_null(), y.is_null()) {
+            (true, true) => Ordering::Equal,
+            (true, false) => {
+                if k.nulls_first {
+                    Ordering::Less
+                } else {
+                    Ordering::Greater
+                }
+            }
+            (false, true) => {
+                if k.nulls_first {
+                    Ordering::Greater
+                } else {
+                    Ordering::Less
+                }
+            }
+            (false, false) => {
+                let o = x.sort_cmp(y);
+                if k.desc { o.reverse() } else { o }
+            }
+        };
+        if ord != Ordering::Equal {
+            return ord;
+        }
+    }
+    Ordering::Equal
+}
+
+struct SortOp<'p> {
+    input: Box<dyn Operator + 'p>,
+    keys: &'p [SortKey],
+    sorted: Option<std::vec::IntoIter<Row>>,
+}
+
+impl Operator for SortOp<'_> {
+    fn next(&mut self, cx: &mut Cx<'_>) -> Result<Option<Row>> {
+        if self.sorted.is_none() {
+            let mut rows = Vec::new();
+            while let Some(r) = self.input.next(cx)? {
+                cx.charge(row_size(&r))?;
+                rows.push(r);
+            }
+            rows.sort_by(|a, b| compare_rows(a, b, self.keys));
+            self.sorted = Some(rows.into_iter());
+        }
+        Ok(self.sorted.as_mut().expect("sorted").next())
+    }
+}
+
+struct LimitOp<'p> {
+    input: Box<dyn Operator + 'p>,
+    limit: &'p Option<Expr>,
+    offset: &'p Option<Expr>,
+    bounds: Option<(Option<u64>, u64)>,
+    seen: u64,
+}
+
+fn count_value(e: &Option<Expr>, what: &str, cx: &mut Cx<'_>) -> Result<Option<u64>> {
+    let Some(e) = e else { return Ok(None) };
+    match e.eval(&[], cx)? {
+        Value::Null => Ok(None),
+        Value::Int(n) if n >= 0 => Ok(Some(n as u64)),
+        Value::Int(_) => Err(SqlError::new("2201W", format!("{what} must not be negative"))),
+        other => Err(SqlError::internal(format!("{what} evaluated to {other:?}"))),
+    }
+}
+
+impl Operator for LimitOp<'_> {
+    fn next(&mut self, cx: &mut Cx<'_>) -> Result<Option<Row>> {
+        if self.bounds.is_none() {
+            let limit = count_value(self.limit, "LIMIT", cx)?;
+            let offset = count_value(self.offset, "OFFSET", cx)?.unwrap_or(0);
+            self.bounds = Some((limit, offset));
+        }
+        let (limit, offset) = self.bounds.expect("set");
+        while self.seen < offset {
+            if self.input.next(cx)?.is_none() {
+                return Ok(None);
+            }
+            self.seen += 1;
+        }
+        if limit.is_some_and(|l| self.seen - offset >= l) {
+            return Ok(None);
+        }
+        let row = self.input.next(cx)?;
+        self.seen += u64::from(row.is_some());
+        Ok(row)
+    }
+}
+
+struct DistinctOp<'p> {
+    input: Box<dyn Operator + 'p>,
+    seen: HashMap<GroupKey, ()>,
+}
+
+impl Operator for DistinctOp<'_> {
+    fn next(&mut self, cx: &mut Cx<'_>) -> Result<Option<Row>> {
+        while let Some(row) = self.input.next(cx)? {
+            if let std::collections::hash_map::Entry::Vacant(slot) = self.seen.entry(GroupKey(row))
+            {
+                cx.charge(row_size(&slot.key().0))?;
+                let row = slot.key().0.clone();
+                slot.insert(());
+                return Ok(Some(row));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The materialized right side of a join.
+struct Built {
+    rows: Vec<Row>,
+    matched: Vec<bool>,
+    /// For a hash join: right rows by key.
+    hash: Option<HashMap<GroupKey, Vec<usize>>>,
+}
+
+struct JoinOp<'p> {
+    left: Box<dyn Operator + 'p>,
+    right_node: &'p Node,
+    kind: JoinKind,
+    equi: &'p [(Expr, Expr)],
+    on: Option<&'p Expr>,
+    left_width: usize,
+    right_width: usize,
+    built: Option<Built>,
+    pending: Vec<Row>,
+    left_done: bool,
+    tail: Option<usize>,
+}
+
+impl JoinOp<'_> {
+    fn build_right(&mut self, cx: &mut Cx<'_>) -> Result<()> {
+        let mut op = build(self.right_node);
+        let mut rows = Vec::new();
+        while let Some(r) = op.next(cx)? {
+            cx.charge(row_size(&r))?;
+            rows.push(r);
+        }
+        let hash = if self.equi.is_empty() {
+            None
+        } else {
+            let mut map: HashMap<GroupKey, Vec<usize>> = HashMap::new();
+            for (i, r) in rows.iter().enumerate() {
+                let key: Row =
+                    self.equi.iter().map(|(_, rk)| rk.eval(r, cx)).collect::<Result<_>>()?;
+                if key.iter().any(Value::is_null) {
+                    continue; // NULL never equals anything
+                }
+                map.entry(GroupKey(key)).or_default().push(i);
+            }
+            Some(map)
+        };
+        self.built = Some(Built { matched: vec![false; rows.len()], rows, hash });
+        Ok(())
+    }
+
+    /// All output rows for one left row.
+    fn probe(&mut self, left: Row, cx: &mut Cx<'_>) -> Result<()> {
+        let built = self.built.as_mut().expect("built");
+        let candidates: Vec<usize> = match &built.hash {
+            Some(map) => {
+                let key: Row =
+                    self.equi.iter().map(|(lk, _)| lk.eval(&left, cx)).collect::<Result<_>>()?;
+                if key.iter().any(Value::is_null) {
+                    Vec::new()
+                } else {
+                    map.get(&GroupKey(key)).cloned().unwrap_or_default()
+                }
+            }
+            None => (0..built.rows.len()).collect(),
+        };
+        let mut any = false;
+        for i in candidates {
+            let mut joined = left.clone();
+            joined.extend(built.rows[i].iter().cloned());
+            let keep = match self.on {
+                Some(on) => truth(&on.eval(&joined, cx)?)? == Some(true),
+                None => true,
+            };
+            if keep {
+                any = true;
+                built.matched[i] = true;
+                self.pending.push(joined);
+            }
+        }
+        if !any && matches!(self.kind, JoinKind::Left | JoinKind::Full) {
+            let mut joined = left;
+            joined.extend(std::iter::repeat_n(Value::Null, self.right_width));
+            self.pending.push(joined);
+        }
+        Ok(())
+    }
+}
+
+impl Operator for JoinOp<'_> {
+    fn next(&mut self, cx: &mut Cx<'_>) -> Result<Option<Row>> {
+        if self.built.is_none() {
+            self.build_right(cx)?;
+        }
+        loop {
+            if let Some(r) = self.pending.pop() {
+                return Ok(Some(r));
+            }
+            if !self.left_done {
+                match self.left.next(cx)? {
+                    Some(l) => {
+                        self.probe(l, cx)?;
+                        self.pending.reverse(); // keep right-side order
+                        continue;
+                    }
+                    None => self.left_done = true,
+                }
+            }
+            // Right and full joins: right rows nobody matched.
+            if !matches!(self.kind, JoinKind::Right | JoinKind::Full) {
+                return Ok(None);
+            }
+            let built = self.built.as_ref().expect("built");
+            let i = self.tail.get_or_insert(0);
+            while *i < built.rows.len() && built.matched[*i] {
+                *i += 1;
+            }
+            if *i >= built.rows.len() {
+                return Ok(None);
+            }
+            let mut row: Row = std::iter::repeat_n(Value::Null, self.left_width).collect();
+            row.extend(built.rows[*i].iter().cloned());
+            *i += 1;
+            return Ok(Some(row));
+        }
+    }
+}
+
+struct SetOpOp<'p> {
+    op: SetOpKind,
+    all: bool,
+    left: Box<dyn Operator + 'p>,
+    right_node: &'p Node,
+    /// UNION ALL streams the right side after the left.
+    right: Option<Box<dyn Operator + 'p>>,
+    /// INTERSECT and EXCEPT: how often each right row occurs.
+    counts: Option<HashMap<GroupKey, usize>>,
+    /// Rows already emitted (for the distinct forms).
+    emitted: HashMap<GroupKey, ()>,
+}
+
+impl Operator for SetOpOp<'_> {
+    fn next(&mut self, cx: &mut Cx<'_>) -> Result<Option<Row>> {
+        if self.op != SetOpKind::Union && self.counts.is_none() {
+            let mut counts = HashMap::new();
+            let mut op = build(self.right_node);
+            while let Some(r) = op.next(cx)? {
+                cx.charge(row_size(&r))?;
+                *counts.entry(GroupKey(r)).or_insert(0) += 1;
+            }
+            self.counts = Some(counts);
+        }
+        loop {
+            let row = match self.left.next(cx)? {
+                Some(r) => r,
+                None if self.op == SetOpKind::Union => {
+                    let right = self.right.get_or_insert_with(|| build(self.right_node));
+                    match right.next(cx)? {
+                        Some(r) => r,
+                        None => return Ok(None),
+                    }
+                }
+                None => return Ok(None),
+            };
+            let key = GroupKey(row);
+            let keep = match self.op {
+                SetOpKind::Union => true,
+                SetOpKind::Intersect => {
+                    let c = self.counts.as_mut().expect("counted").get_mut(&key);
+                    match c {
+                        Some(n) if *n > 0 => {
+                            if self.all {
+                                *n -= 1;
+                            }
+                            true
+                        }
+                        _ => false,
+                    }
+                }
+                SetOpKind::Except => {
+                    let c = self.counts.as_mut().expect("counted").get_mut(&key);
+                    match c {
+                        Some(n) if *n > 0 => {
+                            if self.all {
+                                *n -= 1;
+                                false
+                            } else {
+                                false
+                            }
+                        }
+                        _ => true,
+                    }
+                }
+            };
+            if !keep {
+                continue;
+            }
+            if !self.all {
+                if self.emitted.contains_key(&key) {
+                    continue;
+                }
+                cx.charge(row_size(&key.0))?;
+                self.emitted.insert(key.clone(), ());
+            }
+            return Ok(Some(key.0));
+        }
+    }
+}

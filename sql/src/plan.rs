@@ -1,0 +1,1795 @@
+//! The binder and planner: from parsed SQL to a tree of plan [`Node`]s.
+//!
+//! Binding resolves names against the catalog and the scopes of enclosing
+//! queries (correlated references become [`Expr::Outer`]), types every
+//! expression with PostgreSQL's rules (untyped string literals take the type
+//! of what they meet, integer literals are `integer` or `bigint`, decimals
+//! `numeric`), and rewrites aggregate queries so that the select list, HAVING
+//! and ORDER BY read the output of an [`Node::Aggregate`].
+//!
+//! Planning chooses, for a single-table query, an access path from the WHERE
+//! clause: a primary-key point lookup, a primary-key range, or a secondary
+//! index lookup, falling back to a full scan. The full predicate is always
+//! applied again above the scan, so an access path only ever narrows what is
+//! read. Joins with equality conditions become hash joins, others nested
+//! loops.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use sqlparser::ast;
+use strata_txn::Txn;
+
+use crate::catalog::{self, PRIMARY_INDEX, Table};
+use crate::error::{Result, SqlError, sqlstate};
+use crate::expr::{AggCall, AggFunc, CmpOp, Expr, Func};
+use crate::functions;
+use crate::types::{ArithOp, DataType, Value, arithmetic_result_type};
+
+/// A column of a plan's output.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutputColumn {
+    pub name: String,
+    pub ty: DataType,
+}
+
+/// How a scan reaches its rows.
+#[derive(Clone, Debug)]
+pub enum Access {
+    Full,
+    /// Every primary-key column fixed by equality.
+    PrimaryPoint(Vec<Expr>),
+    /// A prefix of the primary key fixed, the next column bounded.
+    PrimaryRange {
+        eq: Vec<Expr>,
+        lower: Option<(Expr, bool)>,
+        upper: Option<(Expr, bool)>,
+    },
+    /// A prefix of a secondary index's columns fixed by equality.
+    IndexEq {
+        index: u32,
+        eq: Vec<Expr>,
+    },
+}
+
+/// Join kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JoinKind {
+    Inner,
+    Left,
+    Right,
+    Full,
+}
+
+/// Set operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetOpKind {
+    Union,
+    Intersect,
+    Except,
+}
+
+/// One ORDER BY key.
+#[derive(Clone, Debug)]
+pub struct SortKey {
+    pub column: usize,
+    pub desc: bool,
+    pub nulls_first: bool,
+}
+
+/// A plan node. Every node produces rows of a fixed width.
+#[derive(Clone, Debug)]
+pub enum Node {
+    Values {
+        rows: Vec<Vec<Expr>>,
+    },
+    /// All columns of a table (hidden ones included), in schema order.
+    Scan {
+        table: Arc<Table>,
+        access: Access,
+        for_update: bool,
+    },
+    Filter {
+        input: Box<Node>,
+        predicate: Expr,
+    },
+    Project {
+        input: Box<Node>,
+        exprs: Vec<Expr>,
+    },
+    /// Output: the group-by values, then one value per aggregate.
+    Aggregate {
+        input: Box<Node>,
+        group_by: Vec<Expr>,
+        aggs: Vec<AggCall>,
+    },
+    Sort {
+        input: Box<Node>,
+        keys: Vec<SortKey>,
+    },
+    Limit {
+        input: Box<Node>,
+        limit: Option<Expr>,
+        offset: Option<Expr>,
+    },
+    Distinct {
+        input: Box<Node>,
+    },
+    /// Output: left columns then right columns. `equi` pairs (left key, right
+    /// key) make it a hash join; `on` is the rest of the condition.
+    Join {
+        left: Box<Node>,
+        right: Box<Node>,
+        kind: JoinKind,
+        equi: Vec<(Expr, Expr)>,
+        on: Option<Expr>,
+        right_width: usize,
+        left_width: usize,
+    },
+    SetOp {
+        op: SetOpKind,
+        all: bool,
+        left: Box<Node>,
+        right: Box<Node>,
+    },
+}
+
+/// A planned query: its root and output columns.
+#[derive(Clone, Debug)]
+pub struct Planned {
+    pub node: Node,
+    pub columns: Vec<OutputColumn>,
+}
+
+/// A column visible to expressions.
+#[derive(Clone, Debug)]
+pub struct ScopeColumn {
+    pub table: Option<String>,
+    pub name: String,
+    pub ty: DataType,
+    pub hidden: bool,
+}
+
+/// The columns of the row an expression is evaluated against.
+#[derive(Clone, Debug, Default)]
+pub struct Scope {
+    pub columns: Vec<ScopeColumn>,
+}
+
+impl Scope {
+    pub fn of_table(table: &Table, alias: Option<&str>) -> Scope {
+        let name = alias.unwrap_or(&table.name).to_string();
+        Scope {
+            columns: table
+                .columns
+                .iter()
+                .map(|c| ScopeColumn {
+                    table: Some(name.clone()),
+                    name: c.name.clone(),
+                    ty: c.ty.clone(),
+                    hidden: c.hidden,
+                })
+                .collect(),
+        }
+    }
+
+    fn of_output(columns: &[OutputColumn], table: Option<&str>) -> Scope {
+        Scope {
+            columns: columns
+                .iter()
+                .map(|c| ScopeColumn {
+                    table: table.map(str::to_string),
+                    name: c.name.clone(),
+                    ty: c.ty.clone(),
+                    hidden: false,
+                })
+                .collect(),
+        }
+    }
+
+    fn concat(mut self, other: Scope) -> Scope {
+        self.columns.extend(other.columns);
+        self
+    }
+
+    /// Resolves a (possibly qualified) column name.
+    fn resolve(&self, table: Option<&str>, name: &str) -> Result<Option<usize>> {
+        let mut found = None;
+        for (i, c) in self.columns.iter().enumerate() {
+            let table_ok = table.is_none_or(|t| c.table.as_deref() == Some(t));
+            if table_ok && c.name == name {
+                if found.is_some() {
+                    return Err(SqlError::new(
+                        sqlstate::AMBIGUOUS_COLUMN,
+                        format!("column reference \"{name}\" is ambiguous"),
+                    ));
+                }
+                found = Some(i);
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// Aggregation state while binding a select list, HAVING or ORDER BY.
+struct AggState {
+    input: Scope,
+    group_asts: Vec<ast::Expr>,
+    group_exprs: Vec<Expr>,
+    aggs: Vec<AggCall>,
+}
+
+/// Binds and plans statements for one transaction.
+pub struct Binder<'t> {
+    pub txn: &'t mut Txn,
+    /// Types inferred for `$n` parameters.
+    pub param_types: Vec<Option<DataType>>,
+    ctes: Vec<HashMap<String, Arc<Planned>>>,
+    outer: Vec<Scope>,
+}
+
+impl std::fmt::Debug for Binder<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Binder").field("param_types", &self.param_types).finish_non_exhaustive()
+    }
+}
+
+pub fn ident(i: &ast::Ident) -> String {
+    // Unquoted identifiers fold to lower case, as in PostgreSQL.
+    if i.quote_style.is_some() { i.value.clone() } else { i.value.to_lowercase() }
+}
+
+pub fn object_name(n: &ast::ObjectName) -> Result<String> {
+    let parts: Vec<String> =
+        n.0.iter()
+            .map(|p| match p {
+                ast::ObjectNamePart::Identifier(i) => Ok(ident(i)),
+                other => Err(SqlError::unsupported(format!("name {other}"))),
+            })
+            .collect::<Result<_>>()?;
+    // Accept public.t and strata.public.t as t.
+    match parts.as_slice() {
+        [name] => Ok(name.clone()),
+        [schema, name] if schema == "public" => Ok(name.clone()),
+        [_, schema, name] if schema == "public" => Ok(name.clone()),
+        [schema, name] if schema == "pg_catalog" || schema == "information_schema" => {
+            Err(SqlError::new(
+                sqlstate::UNDEFINED_TABLE,
+                format!("relation \"{schema}.{name}\" does not exist"),
+            ))
+        }
+        _ => Err(SqlError::new(
+            sqlstate::UNDEFINED_TABLE,
+            format!("relation \"{n}\" does not exist"),
+        )),
+    }
+}
+
+fn agg_func(name: &str) -> Option<AggFunc> {
+    Some(match name {
+        "count" => AggFunc::Count,
+        "sum" => AggFunc::Sum,
+        "avg" => AggFunc::Avg,
+        "min" => AggFunc::Min,
+        "max" => AggFunc::Max,
+        "bool_and" | "every" => AggFunc::BoolAnd,
+        "bool_or" => AggFunc::BoolOr,
+        "string_agg" => AggFunc::StringAgg,
+        _ => return None,
+    })
+}
+
+fn function_name(f: &ast::Function) -> String {
+    f.name.0.last().map_or(String::new(), |p| match p {
+        ast::ObjectNamePart::Identifier(i) => ident(i),
+        ast::ObjectNamePart::Function(f) => ident(&f.name),
+    })
+}
+
+/// Whether an expression contains an aggregate call (not looking into subqueries).
+fn contains_aggregate(e: &ast::Expr) -> bool {
+    use ast::Expr as E;
+    match e {
+        E::Function(f) => {
+            agg_func(&function_name(f)).is_some()
+                || function_args(f).iter().any(|a| a.is_some_and(contains_aggregate))
+        }
+        E::BinaryOp { left, right, .. } => contains_aggregate(left) || contains_aggregate(right),
+        E::UnaryOp { expr, .. }
+        | E::Nested(expr)
+        | E::Cast { expr, .. }
+        | E::IsNull(expr)
+        | E::IsNotNull(expr) => contains_aggregate(expr),
+        E::Case { operand, conditions, else_result, .. } => {
+            operand.as_deref().is_some_and(contains_aggregate)
+                || conditions
+                    .iter()
+                    .any(|c| contains_aggregate(&c.condition) || contains_aggregate(&c.result))
+                || else_result.as_deref().is_some_and(contains_aggregate)
+        }
+        E::Between { expr, low, high, .. } => {
+            contains_aggregate(expr) || contains_aggregate(low) || contains_aggregate(high)
+        }
+        E::In { expr, target: ast::InTarget::List(list), .. } => {
+            contains_aggregate(expr) || list.iter().any(contains_aggregate)
+        }
+        E::Like { expr, pattern, .. } | E::ILike { expr, pattern, .. } => {
+            contains_aggregate(expr) || contains_aggregate(pattern)
+        }
+        _ => false,
+    }
+}
+
+/// A function's positional arguments; `None` stands for `*`.
+fn function_args(f: &ast::Function) -> Vec<Option<&ast::Expr>> {
+    match &f.args {
+        ast::FunctionArguments::List(list) => list
+            .args
+            .iter()
+            .map(|a| match a {
+                ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Some(e),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn is_distinct_call(f: &ast::Function) -> bool {
+    matches!(&f.args, ast::FunctionArguments::List(l) if l.duplicate_treatment == Some(ast::DuplicateTreatment::Distinct))
+}
+
+fn is_untyped_literal(e: &ast::Expr) -> bool {
+    matches!(e, ast::Expr::Value(v) if matches!(v.value, ast::Value::SingleQuotedString(_) | ast::Value::EscapedStringLiteral(_)))
+        || matches!(e, ast::Expr::Value(v) if matches!(v.value, ast::Value::Null))
+}
+
+fn type_mismatch(op: &str, l: &DataType, r: &DataType) -> SqlError {
+    SqlError::new(
+        sqlstate::UNDEFINED_FUNCTION,
+        format!("operator does not exist: {} {op} {}", l.pg_name(), r.pg_name()),
+    )
+}
+
+fn comparable(l: &DataType, r: &DataType) -> bool {
+    l == r
+        || (l.is_numeric() && r.is_numeric())
+        || (l.is_string() && r.is_string())
+        || matches!(
+            (l, r),
+            (DataType::Date, DataType::Timestamp) | (DataType::Timestamp, DataType::Date)
+        )
+}
+
+/// The name PostgreSQL gives an unaliased select item.
+fn output_name(e: &ast::Expr) -> String {
+    match e {
+        ast::Expr::Identifier(i) => ident(i),
+        ast::Expr::CompoundIdentifier(parts) => parts.last().map_or("?column?".into(), ident),
+        ast::Expr::Function(f) => function_name(f),
+        ast::Expr::Cast { expr, data_type, .. } => match output_name(expr).as_str() {
+            "?column?" => {
+                DataType::from_ast(data_type).map_or("?column?".into(), |t| short_type_name(&t))
+            }
+            name => name.to_string(),
+        },
+        ast::Expr::Nested(inner) => output_name(inner),
+        ast::Expr::Case { .. } => "case".into(),
+        ast::Expr::Exists { .. } => "exists".into(),
+        ast::Expr::Extract { .. } => "extract".into(),
+        ast::Expr::Substring { .. } => "substring".into(),
+        ast::Expr::Trim { .. } => "btrim".into(),
+        ast::Expr::Ceil { .. } => "ceil".into(),
+        ast::Expr::Floor { .. } => "floor".into(),
+        ast::Expr::Position { .. } => "position".into(),
+        _ => "?column?".into(),
+    }
+}
+
+fn short_type_name(t: &DataType) -> String {
+    match t {
+        DataType::Bool => "bool",
+        DataType::Int2 => "int2",
+        DataType::Int4 => "int4",
+        DataType::Int8 => "int8",
+        DataType::Float4 => "float4",
+        DataType::Float8 => "float8",
+        DataType::Numeric { .. } => "numeric",
+        DataType::Text => "text",
+        DataType::Varchar(_) => "varchar",
+        DataType::Char(_) => "bpchar",
+        DataType::Bytea => "bytea",
+        DataType::Date => "date",
+        DataType::Timestamp => "timestamp",
+    }
+    .to_string()
+}
+
+/// Splits an AND tree into its conjuncts.
+pub fn conjuncts(e: Expr, out: &mut Vec<Expr>) {
+    match e {
+        Expr::And(a, b) => {
+            conjuncts(*a, out);
+            conjuncts(*b, out);
+        }
+        other => out.push(other),
+    }
+}
+
+fn and_all(mut es: Vec<Expr>) -> Option<Expr> {
+    let first = es.pop()?;
+    Some(es.into_iter().rev().fold(first, |acc, e| Expr::And(Box::new(e), Box::new(acc))))
+}
+
+/// The largest column index an expression reads from its own row, if any.
+fn columns_read(e: &Expr, out: &mut Vec<usize>) {
+    match e {
+        Expr::Column(i) => out.push(*i),
+        Expr::Literal(_) | Expr::Outer { .. } | Expr::Param(_) => {}
+        Expr::Not(a) | Expr::Negate(a, _) | Expr::IsNull(a, _) | Expr::Cast(a, _) => {
+            columns_read(a, out)
+        }
+        Expr::And(a, b)
+        | Expr::Or(a, b)
+        | Expr::Compare(_, a, b)
+        | Expr::Arith(_, a, b, _)
+        | Expr::Concat(a, b)
+        | Expr::IsDistinct(a, b, _) => {
+            columns_read(a, out);
+            columns_read(b, out);
+        }
+        Expr::DateArith { left, right, .. } => {
+            columns_read(left, out);
+            columns_read(right, out);
+        }
+        Expr::Case { operand, whens, otherwise } => {
+            if let Some(o) = operand {
+                columns_read(o, out);
+            }
+            for (w, t) in whens {
+                columns_read(w, out);
+                columns_read(t, out);
+            }
+            if let Some(o) = otherwise {
+                columns_read(o, out);
+            }
+        }
+        Expr::Like { expr, pattern, .. } => {
+            columns_read(expr, out);
+            columns_read(pattern, out);
+        }
+        Expr::InList { expr, list, .. } => {
+            columns_read(expr, out);
+            for l in list {
+                columns_read(l, out);
+            }
+        }
+        // Subqueries may read the row through outer references: treat them
+        // as reading every column.
+        Expr::InSubquery { .. } | Expr::Exists { .. } | Expr::ScalarSubquery(_) => {
+            out.push(usize::MAX)
+        }
+        Expr::Func(_, args, _) => {
+            for a in args {
+                columns_read(a, out);
+            }
+        }
+    }
+}
+
+/// Rewrites column references `i` to `i - by` (for the right side of a join).
+fn shift_columns(e: &mut Expr, by: usize) {
+    match e {
+        Expr::Column(i) => *i -= by,
+        Expr::Not(a) | Expr::Negate(a, _) | Expr::IsNull(a, _) | Expr::Cast(a, _) => {
+            shift_columns(a, by)
+        }
+        Expr::And(a, b)
+        | Expr::Or(a, b)
+        | Expr::Compare(_, a, b)
+        | Expr::Arith(_, a, b, _)
+        | Expr::Concat(a, b)
+        | Expr::IsDistinct(a, b, _) => {
+            shift_columns(a, by);
+            shift_columns(b, by);
+        }
+        Expr::DateArith { left, right, .. } => {
+            shift_columns(left, by);
+            shift_columns(right, by);
+        }
+        Expr::Case { operand, whens, otherwise } => {
+            if let Some(o) = operand {
+                shift_columns(o, by);
+            }
+            for (w, t) in whens {
+                shift_columns(w, by);
+                shift_columns(t, by);
+            }
+            if let Some(o) = otherwise {
+                shift_columns(o, by);
+            }
+        }
+        Expr::Like { expr, pattern, .. } => {
+            shift_columns(expr, by);
+            shift_columns(pattern, by);
+        }
+        Expr::InList { expr, list, .. } => {
+            shift_columns(expr, by);
+            for l in list {
+                shift_columns(l, by);
+            }
+        }
+        Expr::Func(_, args, _) => {
+            for a in args {
+                shift_columns(a, by);
+            }
+        }
+        Expr::Literal(_)
+        | Expr::Outer { .. }
+        | Expr::Param(_)
+        | Expr::InSubquery { .. }
+        | Expr::Exists { .. }
+        | Expr::ScalarSubquery(_) => {}
+    }
+}
+
+impl<'t> Binder<'t> {
+    pub fn new(txn: &'t mut Txn) -> Binder<'t> {
+        Binder { txn, param_types: Vec::new(), ctes: Vec::new(), outer: Vec::new() }
+    }
+
+    fn note_param(&mut self, e: &Expr, ty: &DataType) {
+        if let Expr::Param(i) = e {
+            if self.param_types.len() <= *i {
+                self.param_types.resize(*i + 1, None);
+            }
+            self.param_types[*i].get_or_insert_with(|| ty.clone());
+        }
+    }
+
+    // ----- expressions -----
+
+    /// Binds `e` in `scope`; returns the expression and its type.
+    pub fn expr(&mut self, e: &ast::Expr, scope: &Scope) -> Result<(Expr, DataType)> {
+        self.expr_in(e, scope, &mut None)
+    }
+
+    /// Binds `e`, coercing an untyped literal to `target` (for assignments
+    /// and comparisons against a typed column).
+    pub fn expr_as(
+        &mut self,
+        e: &ast::Expr,
+        scope: &Scope,
+        target: &DataType,
+    ) -> Result<(Expr, DataType)> {
+        let (expr, ty) = self.expr(e, scope)?;
+        Ok(self.coerce(e, expr, ty, target))
+    }
+
+    fn coerce(
+        &mut self,
+        ast_e: &ast::Expr,
+        expr: Expr,
+        ty: DataType,
+        target: &DataType,
+    ) -> (Expr, DataType) {
+        self.note_param(&expr, target);
+        if matches!(expr, Expr::Param(_)) {
+            return (Expr::Cast(Box::new(expr), target.clone()), target.clone());
+        }
+        if is_untyped_literal(ast_e) && !target.is_string() {
+            return (Expr::Cast(Box::new(expr), target.clone()), target.clone());
+        }
+        (expr, ty)
+    }
+
+    fn column_ref(
+        &mut self,
+        table: Option<&str>,
+        name: &str,
+        scope: &Scope,
+        agg: &mut Option<&mut AggState>,
+    ) -> Result<(Expr, DataType)> {
+        // In an aggregate context, plain columns must be grouped.
+        if let Some(state) = agg.as_deref_mut() {
+            if let Some(i) = state.input.resolve(table, name)? {
+                let ty = state.input.columns[i].ty.clone();
+                if let Some(g) =
+                    state.group_exprs.iter().position(|g| matches!(g, Expr::Column(c) if *c == i))
+                {
+                    return Ok((Expr::Column(g), ty));
+                }
+                let qualified = table.map_or(name.to_string(), |t| format!("{t}.{name}"));
+                return Err(SqlError::new(
+                    sqlstate::GROUPING_ERROR,
+                    format!(
+                        "column \"{qualified}\" must appear in the GROUP BY clause or be used in an aggregate function"
+                    ),
+                ));
+            }
+        } else if let Some(i) = scope.resolve(table, name)? {
+            return Ok((Expr::Column(i), scope.columns[i].ty.clone()));
+        }
+        for (depth, outer) in self.outer.iter().rev().enumerate() {
+            if let Some(i) = outer.resolve(table, name)? {
+                return Ok((
+                    Expr::Outer { depth: depth + 1, index: i },
+                    outer.columns[i].ty.clone(),
+                ));
+            }
+        }
+        let qualified = table.map_or(name.to_string(), |t| format!("{t}.{name}"));
+        Err(SqlError::new(
+            sqlstate::UNDEFINED_COLUMN,
+            format!("column \"{qualified}\" does not exist"),
+        ))
+    }
+
+    fn boolean(
+        &mut self,
+        e: &ast::Expr,
+        scope: &Scope,
+        agg: &mut Option<&mut AggState>,
+        what: &str,
+    ) -> Result<Expr> {
+        let (x, ty) = self.expr_in(e, scope, agg)?;
+        if ty != DataType::Bool && !is_untyped_literal(e) {
+            return Err(SqlError::new(
+                sqlstate::DATATYPE_MISMATCH,
+                format!("argument of {what} must be type boolean, not type {}", ty.pg_name()),
+            ));
+        }
+        if is_untyped_literal(e) { Ok(Expr::Cast(Box::new(x), DataType::Bool)) } else { Ok(x) }
+    }
+
+    /// Binds both sides of a comparison, coercing literals to the other side.
+    fn comparison_operands(
+        &mut self,
+        l: &ast::Expr,
+        r: &ast::Expr,
+        scope: &Scope,
+        agg: &mut Option<&mut AggState>,
+        op: &str,
+    ) -> Result<(Expr, Expr)> {
+        let (le, lt) = self.expr_in(l, scope, agg)?;
+        let (re, rt) = self.expr_in(r, scope, agg)?;
+        let (le, lt) = self.coerce(l, le, lt, &rt);
+        let (re, rt) = self.coerce(r, re, rt, &lt);
+        if !comparable(&lt, &rt) && !is_untyped_literal(l) && !is_untyped_literal(r) {
+            return Err(type_mismatch(op, &lt, &rt));
+        }
+        Ok((le, re))
+    }
+
+    fn expr_in(
+        &mut self,
+        e: &ast::Expr,
+        scope: &Scope,
+        agg: &mut Option<&mut AggState>,
+    ) -> Result<(Expr, DataType)> {
+        use ast::Expr as E;
+        // A select-list or HAVING expression equal to a GROUP BY expression
+        // reads the group's value.
+        if let Some(state) = agg.as_deref_mut()
+            && let Some(g) = state.group_asts.iter().position(|g| g == e)
+        {
+            let ty = self.expr(&state.group_asts[g].clone(), &state.input.clone())?.1;
+            return Ok((Expr::Column(g), ty));
+        }
+        Ok(match e {
+            E::Identifier(i) => self.column_ref(None, &ident(i), scope, agg)?,
+            E::CompoundIdentifier(parts) => match parts.as_slice() {
+                [t, c] => self.column_ref(Some(&ident(t)), &ident(c), scope, agg)?,
+                [_, t, c] | [_, _, t, c] => {
+                    self.column_ref(Some(&ident(t)), &ident(c), scope, agg)?
+                }
+                _ => return Err(SqlError::unsupported(format!("column reference {e}"))),
+            },
+            E::Nested(inner) => self.expr_in(inner, scope, agg)?,
+            E::Value(v) => self.literal(&v.value)?,
+            E::TypedString(ts) => {
+                let ty = DataType::from_ast(&ts.data_type)?;
+                let text = match &ts.value.value {
+                    ast::Value::SingleQuotedString(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                (Expr::Literal(Value::parse(&text, &ty)?), ty)
+            }
+            E::UnaryOp { op, expr } => match op {
+                ast::UnaryOperator::Not => {
+                    (Expr::Not(Box::new(self.boolean(expr, scope, agg, "NOT")?)), DataType::Bool)
+                }
+                ast::UnaryOperator::Minus => {
+                    // Fold negative literals so that -2147483648 is an integer.
+                    if let E::Value(v) = &**expr
+                        && let ast::Value::Number(n, _) = &v.value
+                    {
+                        return self.literal(&ast::Value::Number(format!("-{n}"), false));
+                    }
+                    let (x, ty) = self.expr_in(expr, scope, agg)?;
+                    if !ty.is_numeric() {
+                        return Err(SqlError::new(
+                            sqlstate::UNDEFINED_FUNCTION,
+                            format!("operator does not exist: - {}", ty.pg_name()),
+                        ));
+                    }
+                    (Expr::Negate(Box::new(x), ty.clone()), ty)
+                }
+                ast::UnaryOperator::Plus => self.expr_in(expr, scope, agg)?,
+                other => return Err(SqlError::unsupported(format!("operator {other}"))),
+            },
+            E::BinaryOp { left, op, right } => self.binary(left, op, right, scope, agg)?,
+            E::IsNull(x) => {
+                (Expr::IsNull(Box::new(self.expr_in(x, scope, agg)?.0), false), DataType::Bool)
+            }
+            E::IsNotNull(x) => {
+                (Expr::IsNull(Box::new(self.expr_in(x, scope, agg)?.0), true), DataType::Bool)
+            }
+            E::IsTrue(x) | E::IsNotTrue(x) | E::IsFalse(x) | E::IsNotFalse(x) => {
+                let b = self.boolean(x, scope, agg, "IS")?;
+                let target = matches!(e, E::IsTrue(_) | E::IsNotTrue(_));
+                let negated = matches!(e, E::IsNotTrue(_) | E::IsNotFalse(_));
+                // x IS TRUE == x IS NOT DISTINCT FROM TRUE
+                (
+                    Expr::IsDistinct(
+                        Box::new(b),
+                        Box::new(Expr::Literal(Value::Bool(target))),
+                        !negated,
+                    ),
+                    DataType::Bool,
+                )
+            }
+            E::IsDistinctFrom(a, b) | E::IsNotDistinctFrom(a, b) => {
+                let (l, r) = self.comparison_operands(a, b, scope, agg, "IS DISTINCT FROM")?;
+                (
+                    Expr::IsDistinct(
+                        Box::new(l),
+                        Box::new(r),
+                        matches!(e, E::IsNotDistinctFrom(..)),
+                    ),
+                    DataType::Bool,
+                )
+            }
+            E::Between { expr, negated, low, high } => {
+                let (x1, lo) = self.comparison_operands(expr, low, scope, agg, ">=")?;
+                let (x2, hi) = self.comparison_operands(expr, high, scope, agg, "<=")?;
+                let inside = Expr::And(
+                    Box::new(Expr::Compare(CmpOp::GtEq, Box::new(x1), Box::new(lo))),
+                    Box::new(Expr::Compare(CmpOp::LtEq, Box::new(x2), Box::new(hi))),
+                );
+                (if *negated { Expr::Not(Box::new(inside)) } else { inside }, DataType::Bool)
+            }
+            E::In { expr, target, negated, .. } => match target {
+                ast::InTarget::List(list) => {
+                    let (x, xt) = self.expr_in(expr, scope, agg)?;
+                    let mut items = Vec::with_capacity(list.len());
+                    for item in list {
+                        let (i, it) = self.expr_in(item, scope, agg)?;
+                        let (i, it) = self.coerce(item, i, it, &xt);
+                        if !comparable(&xt, &it) && !is_untyped_literal(item) {
+                            return Err(type_mismatch("=", &xt, &it));
+                        }
+                        items.push(i);
+                    }
+                    (
+                        Expr::InList { expr: Box::new(x), list: items, negated: *negated },
+                        DataType::Bool,
+                    )
+                }
+                ast::InTarget::Subquery(q) => {
+                    let (x, xt) = self.expr_in(expr, scope, agg)?;
+                    let planned = self.subquery(q, scope)?;
+                    if planned.columns.len() != 1 {
+                        return Err(SqlError::new(
+                            sqlstate::SYNTAX_ERROR,
+                            "subquery has too many columns",
+                        ));
+                    }
+                    if !comparable(&xt, &planned.columns[0].ty) {
+                        return Err(type_mismatch("=", &xt, &planned.columns[0].ty));
+                    }
+                    (
+                        Expr::InSubquery {
+                            expr: Box::new(x),
+                            plan: Arc::new(planned.node),
+                            negated: *negated,
+                        },
+                        DataType::Bool,
+                    )
+                }
+                other => return Err(SqlError::unsupported(format!("IN {other:?}"))),
+            },
+            E::Exists { subquery, negated } => {
+                let planned = self.subquery(subquery, scope)?;
+                (Expr::Exists { plan: Arc::new(planned.node), negated: *negated }, DataType::Bool)
+            }
+            E::Subquery(q) => {
+                let planned = self.subquery(q, scope)?;
+                if planned.columns.len() != 1 {
+                    return Err(SqlError::new(
+                        sqlstate::SYNTAX_ERROR,
+                        "subquery must return only one column",
+                    ));
+                }
+                let ty = planned.columns[0].ty.clone();
+                (Expr::ScalarSubquery(Arc::new(planned.node)), ty)
+            }
+            E::Like { negated, expr, pattern, escape_char, any: false }
+            | E::ILike { negated, expr, pattern, escape_char, any: false } => {
+                if escape_char.is_some() {
+                    return Err(SqlError::unsupported("LIKE ... ESCAPE"));
+                }
+                let (x, _) = self.expr_in(expr, scope, agg)?;
+                let (p, _) = self.expr_in(pattern, scope, agg)?;
+                let ci = matches!(e, E::ILike { .. });
+                (
+                    Expr::Like {
+                        expr: Box::new(x),
+                        pattern: Box::new(p),
+                        negated: *negated,
+                        case_insensitive: ci,
+                    },
+                    DataType::Bool,
+                )
+            }
+            E::Cast { expr, data_type, .. } => {
+                let to = DataType::from_ast(data_type)?;
+                let (x, _) = self.expr_in(expr, scope, agg)?;
+                // Fold casts of literals now, so bad input fails at bind time.
+                if let Expr::Literal(v) = &x {
+                    return Ok((Expr::Literal(v.cast(&to)?), to));
+                }
+                self.note_param(&x, &to);
+                (Expr::Cast(Box::new(x), to.clone()), to)
+            }
+            E::Case { operand, conditions, else_result, .. } => {
+                let operand = match operand {
+                    Some(o) => Some(Box::new(self.expr_in(o, scope, agg)?.0)),
+                    None => None,
+                };
+                let mut whens = Vec::new();
+                let mut results = Vec::new();
+                for c in conditions {
+                    let w = if operand.is_some() {
+                        self.expr_in(&c.condition, scope, agg)?.0
+                    } else {
+                        self.boolean(&c.condition, scope, agg, "CASE/WHEN")?
+                    };
+                    let (t, tt) = self.expr_in(&c.result, scope, agg)?;
+                    whens.push((w, t));
+                    results.push((tt, is_untyped_literal(&c.result)));
+                }
+                let otherwise = match else_result {
+                    Some(x) => {
+                        let (x, xt) = self.expr_in(x, scope, agg)?;
+                        results
+                            .push((xt, is_untyped_literal(else_result.as_deref().expect("some"))));
+                        Some(Box::new(x))
+                    }
+                    None => None,
+                };
+                let types: Vec<DataType> = results.iter().map(|(t, _)| t.clone()).collect();
+                let ty = functions::common_type(&types).ok_or_else(|| {
+                    SqlError::new(sqlstate::DATATYPE_MISMATCH, "CASE types cannot be matched")
+                })?;
+                let cast = |x: Expr| Expr::Cast(Box::new(x), ty.clone());
+                let whens = whens.into_iter().map(|(w, t)| (w, cast(t))).collect();
+                (
+                    Expr::Case { operand, whens, otherwise: otherwise.map(|o| Box::new(cast(*o))) },
+                    ty,
+                )
+            }
+            E::Function(f) => self.function(f, scope, agg)?,
+            E::Extract { field, expr, .. } => {
+                let (x, _) = self.expr_in(expr, scope, agg)?;
+                let field = Expr::Literal(Value::Text(field.to_string().to_lowercase()));
+                (Expr::Func(Func::DatePart, vec![field, x], DataType::Float8), DataType::Float8)
+            }
+            E::Substring { expr, substring_from, substring_for, .. } => {
+                let mut args = vec![self.expr_in(expr, scope, agg)?.0];
+                args.push(match substring_from {
+                    Some(f) => self.expr_in(f, scope, agg)?.0,
+                    None => Expr::Literal(Value::Int(1)),
+                });
+                if let Some(n) = substring_for {
+                    args.push(self.expr_in(n, scope, agg)?.0);
+                }
+                (Expr::Func(Func::Substr, args, DataType::Text), DataType::Text)
+            }
+            E::Trim { expr, trim_where, trim_what, .. } => {
+                let mut args = vec![self.expr_in(expr, scope, agg)?.0];
+                if let Some(w) = trim_what {
+                    args.push(self.expr_in(w, scope, agg)?.0);
+                }
+                let f = match trim_where {
+                    Some(ast::TrimWhereField::Leading) => Func::Ltrim,
+                    Some(ast::TrimWhereField::Trailing) => Func::Rtrim,
+                    _ => Func::Trim,
+                };
+                (Expr::Func(f, args, DataType::Text), DataType::Text)
+            }
+            E::Ceil { expr, .. } | E::Floor { expr, .. } => {
+                let (x, t) = self.expr_in(expr, scope, agg)?;
+                let (f, ty) = functions::resolve(
+                    if matches!(e, E::Ceil { .. }) { "ceil" } else { "floor" },
+                    &[t],
+                )?;
+                (Expr::Func(f, vec![x], ty.clone()), ty)
+            }
+            E::Position { expr, r#in } => {
+                let (needle, _) = self.expr_in(expr, scope, agg)?;
+                let (hay, _) = self.expr_in(r#in, scope, agg)?;
+                (Expr::Func(Func::Strpos, vec![hay, needle], DataType::Int4), DataType::Int4)
+            }
+            other => return Err(SqlError::unsupported(format!("expression {other}"))),
+        })
+    }
+
+    fn literal(&mut self, v: &ast::Value) -> Result<(Expr, DataType)> {
+        Ok(match v {
+            ast::Value::Number(n, _) => {
+                if let Ok(i) = n.parse::<i64>() {
+                    let ty = if i32::try_from(i).is_ok() { DataType::Int4 } else { DataType::Int8 };
+                    (Expr::Literal(Value::Int(i)), ty)
+                } else {
+                    let ty = DataType::Numeric { precision: None, scale: None };
+                    (Expr::Literal(Value::parse(n, &ty)?), ty)
+                }
+            }
+            ast::Value::SingleQuotedString(s)
+            | ast::Value::EscapedStringLiteral(s)
+            | ast::Value::DollarQuotedString(ast::DollarQuotedString { value: s, .. }) => {
+                (Expr::Literal(Value::Text(s.clone())), DataType::Text)
+            }
+            ast::Value::HexStringLiteral(h) => (
+                Expr::Literal(Value::parse(&format!("\\x{h}"), &DataType::Bytea)?),
+                DataType::Bytea,
+            ),
+            ast::Value::Boolean(b) => (Expr::Literal(Value::Bool(*b)), DataType::Bool),
+            ast::Value::Null => (Expr::Literal(Value::Null), DataType::Text),
+            ast::Value::Placeholder(p) => {
+                let n: usize = p
+                    .strip_prefix('$')
+                    .and_then(|n| n.parse().ok())
+                    .filter(|&n| n >= 1)
+                    .ok_or_else(|| {
+                        SqlError::new(sqlstate::SYNTAX_ERROR, format!("invalid parameter {p}"))
+                    })?;
+                if self.param_types.len() < n {
+                    self.param_types.resize(n, None);
+                }
+                let ty = self.param_types[n - 1].clone().unwrap_or(DataType::Text);
+                (Expr::Param(n - 1), ty)
+            }
+            other => return Err(SqlError::unsupported(format!("literal {other}"))),
+        })
+    }
+
+    fn binary(
+        &mut self,
+        l: &ast::Expr,
+        op: &ast::BinaryOperator,
+        r: &ast::Expr,
+        scope: &Scope,
+        agg: &mut Option<&mut AggState>,
+    ) -> Result<(Expr, DataType)> {
+        use ast::BinaryOperator as B;
+        let cmp = match op {
+            B::Eq => Some(CmpOp::Eq),
+            B::NotEq => Some(CmpOp::NotEq),
+            B::Lt => Some(CmpOp::Lt),
+            B::LtEq => Some(CmpOp::LtEq),
+            B::Gt => Some(CmpOp::Gt),
+            B::GtEq => Some(CmpOp::GtEq),
+            _ => None,
+        };
+        if let Some(c) = cmp {
+            let (le, re) = self.comparison_operands(l, r, scope, agg, c.symbol())?;
+            return Ok((Expr::Compare(c, Box::new(le), Box::new(re)), DataType::Bool));
+        }
+        match op {
+            B::And => {
+                let a = self.boolean(l, scope, agg, "AND")?;
+                let b = self.boolean(r, scope, agg, "AND")?;
+                return Ok((Expr::And(Box::new(a), Box::new(b)), DataType::Bool));
+            }
+            B::Or => {
+                let a = self.boolean(l, scope, agg, "OR")?;
+                let b = self.boolean(r, scope, agg, "OR")?;
+                return Ok((Expr::Or(Box::new(a), Box::new(b)), DataType::Bool));
+            }
+            B::StringConcat => {
+                let (a, _) = self.expr_in(l, scope, agg)?;
+                let (b, _) = self.expr_in(r, scope, agg)?;
+                return Ok((Expr::Concat(Box::new(a), Box::new(b)), DataType::Text));
+            }
+            _ => {}
+        }
+        let arith = match op {
+            B::Plus => ArithOp::Add,
+            B::Minus => ArithOp::Sub,
+            B::Multiply => ArithOp::Mul,
+            B::Divide => ArithOp::Div,
+            B::Modulo => ArithOp::Mod,
+            other => return Err(SqlError::unsupported(format!("operator {other}"))),
+        };
+        let (le, lt) = self.expr_in(l, scope, agg)?;
+        let (re, rt) = self.expr_in(r, scope, agg)?;
+        let (le, lt) = self.coerce(l, le, lt, &rt);
+        let (re, rt) = self.coerce(r, re, rt, &lt);
+        let symbol = ["+", "-", "*", "/", "%"][arith as usize];
+        match (&lt, &rt, arith) {
+            (DataType::Date, t, ArithOp::Add | ArithOp::Sub) if t.is_integer() => {
+                return Ok((
+                    Expr::DateArith { op: arith, left: Box::new(le), right: Box::new(re) },
+                    DataType::Date,
+                ));
+            }
+            (t, DataType::Date, ArithOp::Add) if t.is_integer() => {
+                return Ok((
+                    Expr::DateArith { op: arith, left: Box::new(le), right: Box::new(re) },
+                    DataType::Date,
+                ));
+            }
+            (DataType::Date, DataType::Date, ArithOp::Sub) => {
+                return Ok((
+                    Expr::DateArith { op: arith, left: Box::new(le), right: Box::new(re) },
+                    DataType::Int4,
+                ));
+            }
+            _ => {}
+        }
+        let ty = arithmetic_result_type(&lt, &rt).ok_or_else(|| type_mismatch(symbol, &lt, &rt))?;
+        Ok((Expr::Arith(arith, Box::new(le), Box::new(re), ty.clone()), ty))
+    }
+
+    fn function(
+        &mut self,
+        f: &ast::Function,
+        scope: &Scope,
+        agg: &mut Option<&mut AggState>,
+    ) -> Result<(Expr, DataType)> {
+        let name = function_name(f);
+        let args = function_args(f);
+        if f.over.is_some() {
+            return Err(SqlError::unsupported("window functions"));
+        }
+        if let Some(func) = agg_func(&name) {
+            let Some(state) = agg.as_deref_mut() else {
+                return Err(SqlError::new(
+                    sqlstate::GROUPING_ERROR,
+                    format!("aggregate functions are not allowed here: {name}"),
+                ));
+            };
+            let input = state.input.clone();
+            let distinct = is_distinct_call(f);
+            let (func, bound, ty) =
+                if func == AggFunc::Count && matches!(args.as_slice(), [None] | []) {
+                    (AggFunc::CountStar, vec![], DataType::Int8)
+                } else {
+                    let mut bound = Vec::new();
+                    let mut types = Vec::new();
+                    for a in &args {
+                        let a = a.ok_or_else(|| {
+                            SqlError::new(sqlstate::SYNTAX_ERROR, format!("{name}(*) is not valid"))
+                        })?;
+                        // Aggregate arguments see the input rows, not the groups.
+                        let (x, t) = self.expr(a, &input)?;
+                        bound.push(x);
+                        types.push(t);
+                    }
+                    let arg_ty = types.first().cloned().ok_or_else(|| {
+                        SqlError::new(
+                            sqlstate::UNDEFINED_FUNCTION,
+                            format!("function {name}() does not exist"),
+                        )
+                    })?;
+                    let numeric = DataType::Numeric { precision: None, scale: None };
+                    let ty = match func {
+                        AggFunc::Count => DataType::Int8,
+                        AggFunc::Sum => match arg_ty {
+                            DataType::Int2 | DataType::Int4 => DataType::Int8,
+                            DataType::Int8 | DataType::Numeric { .. } => numeric,
+                            DataType::Float4 => DataType::Float4,
+                            DataType::Float8 => DataType::Float8,
+                            other => {
+                                return Err(SqlError::new(
+                                    sqlstate::UNDEFINED_FUNCTION,
+                                    format!("function sum({}) does not exist", other.pg_name()),
+                                ));
+                            }
+                        },
+                        AggFunc::Avg => match arg_ty {
+                            DataType::Float4 | DataType::Float8 => DataType::Float8,
+                            t if t.is_numeric() => numeric,
+                            other => {
+                                return Err(SqlError::new(
+                                    sqlstate::UNDEFINED_FUNCTION,
+                                    format!("function avg({}) does not exist", other.pg_name()),
+                                ));
+                            }
+                        },
+                        AggFunc::BoolAnd | AggFunc::BoolOr => DataType::Bool,
+                        AggFunc::StringAgg => DataType::Text,
+                        _ => arg_ty,
+                    };
+                    (func, bound, ty)
+                };
+            let call = AggCall { func, args: bound, distinct, ty: ty.clone() };
+            state.aggs.push(call);
+            return Ok((Expr::Column(state.group_exprs.len() + state.aggs.len() - 1), ty));
+        }
+        let mut bound = Vec::new();
+        let mut types = Vec::new();
+        for a in &args {
+            let a = a.ok_or_else(|| {
+                SqlError::new(sqlstate::SYNTAX_ERROR, format!("{name}(*) is not valid"))
+            })?;
+            let (x, t) = self.expr_in(a, scope, agg)?;
+            bound.push(x);
+            types.push(t);
+        }
+        let (func, ty) = functions::resolve(&name, &types)?;
+        if matches!(func, Func::Coalesce | Func::Greatest | Func::Least | Func::Nullif) {
+            for ((b, t), a) in bound.iter_mut().zip(&types).zip(&args) {
+                if *t != ty && a.is_some_and(is_untyped_literal) {
+                    *b = Expr::Cast(Box::new(b.clone()), ty.clone());
+                }
+            }
+        }
+        Ok((Expr::Func(func, bound, ty.clone()), ty))
+    }
+
+    fn subquery(&mut self, q: &ast::Query, scope: &Scope) -> Result<Planned> {
+        self.outer.push(scope.clone());
+        let planned = self.query(q);
+        self.outer.pop();
+        planned
+    }
+
+    // ----- queries -----
+
+    /// Plans a query.
+    pub fn query(&mut self, q: &ast::Query) -> Result<Planned> {
+        if let Some(with) = &q.with {
+            if with.recursive {
+                return Err(SqlError::unsupported("WITH RECURSIVE"));
+            }
+            let mut scope = HashMap::new();
+            self.ctes.push(HashMap::new());
+            for cte in &with.cte_tables {
+                let mut planned = self.query(&cte.query)?;
+                for (c, alias) in planned.columns.iter_mut().zip(&cte.alias.columns) {
+                    c.name = ident(&alias.name);
+                }
+                let p = Arc::new(planned);
+                self.ctes.last_mut().expect("pushed").insert(ident(&cte.alias.name), p.clone());
+                scope.insert(ident(&cte.alias.name), p);
+            }
+            let result = self.query_body(q);
+            self.ctes.pop();
+            return result;
+        }
+        self.query_body(q)
+    }
+
+    fn query_body(&mut self, q: &ast::Query) -> Result<Planned> {
+        if q.fetch.is_some() {
+            return Err(SqlError::unsupported("FETCH"));
+        }
+        let for_update = !q.locks.is_empty();
+        let order_by: &[ast::OrderByExpr] = match &q.order_by {
+            Some(ast::OrderBy { kind: ast::OrderByKind::Expressions(e), .. }) => e,
+            Some(_) => return Err(SqlError::unsupported("ORDER BY ALL")),
+            None => &[],
+        };
+        let (limit, offset) = match &q.limit_clause {
+            Some(ast::LimitClause::LimitOffset { limit, offset, .. }) => {
+                (limit.as_ref(), offset.as_ref().map(|o| &o.value))
+            }
+            Some(ast::LimitClause::OffsetCommaLimit { .. }) => {
+                return Err(SqlError::unsupported("LIMIT offset, count"));
+            }
+            None => (None, None),
+        };
+        let mut planned = match &*q.body {
+            ast::SetExpr::Select(select) => self.select(select, order_by, for_update)?,
+            other => {
+                let mut p = self.set_expr(other)?;
+                if !order_by.is_empty() {
+                    let scope = Scope::of_output(&p.columns, None);
+                    let keys = order_by
+                        .iter()
+                        .map(|o| {
+                            let column = match &o.expr {
+                                ast::Expr::Value(v) => ordinal(&v.value, p.columns.len())?,
+                                e => match self.expr(e, &scope)?.0 {
+                                    Expr::Column(i) => i,
+                                    _ => {
+                                        return Err(SqlError::unsupported(
+                                            "ORDER BY expressions on a set operation",
+                                        ));
+                                    }
+                                },
+                            };
+                            Ok(sort_key(column, o))
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    p.node = Node::Sort { input: Box::new(p.node), keys };
+                }
+                p
+            }
+        };
+        if limit.is_some() || offset.is_some() {
+            let empty = Scope::default();
+            let mut bind_count = |e: Option<&ast::Expr>| -> Result<Option<Expr>> {
+                e.map(|e| {
+                    self.expr_as(e, &empty, &DataType::Int8)
+                        .map(|(x, _)| Expr::Cast(Box::new(x), DataType::Int8))
+                })
+                .transpose()
+            };
+            let limit = bind_count(limit)?;
+            let offset = bind_count(offset)?;
+            planned.node = Node::Limit { input: Box::new(planned.node), limit, offset };
+        }
+        Ok(planned)
+    }
+
+    fn set_expr(&mut self, body: &ast::SetExpr) -> Result<Planned> {
+        match body {
+            ast::SetExpr::Select(s) => self.select(s, &[], false),
+            ast::SetExpr::Query(q) => self.query(q),
+            ast::SetExpr::Values(v) => self.values(v),
+            ast::SetExpr::SetOperation { left, op, set_quantifier, right } => {
+                let l = self.set_expr(left)?;
+                let r = self.set_expr(right)?;
+                if l.columns.len() != r.columns.len() {
+                    return Err(SqlError::new(
+                        sqlstate::SYNTAX_ERROR,
+                        "each UNION query must have the same number of columns",
+                    ));
+                }
+                let mut columns = Vec::new();
+                for (a, b) in l.columns.iter().zip(&r.columns) {
+                    let ty =
+                        functions::common_type(&[a.ty.clone(), b.ty.clone()]).ok_or_else(|| {
+                            SqlError::new(
+                                sqlstate::DATATYPE_MISMATCH,
+                                format!(
+                                    "UNION types {} and {} cannot be matched",
+                                    a.ty.pg_name(),
+                                    b.ty.pg_name()
+                                ),
+                            )
+                        })?;
+                    columns.push(OutputColumn { name: a.name.clone(), ty });
+                }
+                let cast_to = |p: Planned, cols: &[OutputColumn]| -> Node {
+                    if p.columns.iter().zip(cols).all(|(a, b)| a.ty == b.ty) {
+                        return p.node;
+                    }
+                    let exprs = cols
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| Expr::Cast(Box::new(Expr::Column(i)), c.ty.clone()))
+                        .collect();
+                    Node::Project { input: Box::new(p.node), exprs }
+                };
+                let op = match op {
+                    ast::SetOperator::Union => SetOpKind::Union,
+                    ast::SetOperator::Intersect => SetOpKind::Intersect,
+                    ast::SetOperator::Except | ast::SetOperator::Minus => SetOpKind::Except,
+                };
+                let all = matches!(set_quantifier, ast::SetQuantifier::All);
+                let node = Node::SetOp {
+                    op,
+                    all,
+                    left: Box::new(cast_to(l, &columns)),
+                    right: Box::new(cast_to(r, &columns)),
+                };
+                Ok(Planned { node, columns })
+            }
+            other => Err(SqlError::unsupported(format!("query {other}"))),
+        }
+    }
+
+    fn values(&mut self, v: &ast::Values) -> Result<Planned> {
+        let empty = Scope::default();
+        let mut rows = Vec::new();
+        let mut types: Vec<Vec<DataType>> = Vec::new();
+        for row in &v.rows {
+            let mut r = Vec::new();
+            for (i, e) in row.content.iter().enumerate() {
+                let (x, t) = self.expr(e, &empty)?;
+                if types.len() <= i {
+                    types.push(Vec::new());
+                }
+                types[i].push(t);
+                r.push(x);
+            }
+            if !rows.is_empty() && r.len() != types.len() {
+                return Err(SqlError::new(
+                    sqlstate::SYNTAX_ERROR,
+                    "VALUES lists must all be the same length",
+                ));
+            }
+            rows.push(r);
+        }
+        let mut columns = Vec::new();
+        for (i, ts) in types.iter().enumerate() {
+            let ty = functions::common_type(ts).ok_or_else(|| {
+                SqlError::new(sqlstate::DATATYPE_MISMATCH, "VALUES types cannot be matched")
+            })?;
+            columns.push(OutputColumn { name: format!("column{}", i + 1), ty });
+        }
+        for r in &mut rows {
+            for (x, c) in r.iter_mut().zip(&columns) {
+                *x = Expr::Cast(Box::new(x.clone()), c.ty.clone());
+            }
+        }
+        Ok(Planned { node: Node::Values { rows }, columns })
+    }
+
+    /// Plans a table reference: a CTE, a catalog table, or a subquery.
+    fn table_factor(&mut self, f: &ast::TableFactor, for_update: bool) -> Result<(Node, Scope)> {
+        match f {
+            ast::TableFactor::Table { name, alias, args: None, .. } => {
+                let name = object_name(name)?;
+                let alias_name = alias.as_ref().map(|a| ident(&a.name));
+                let cte = self.ctes.iter().rev().find_map(|scope| scope.get(&name).cloned());
+                if let Some(planned) = cte {
+                    let mut scope = Scope::of_output(
+                        &planned.columns,
+                        Some(alias_name.as_deref().unwrap_or(&name)),
+                    );
+                    rename_columns(&mut scope, alias.as_ref());
+                    return Ok((planned.node.clone(), scope));
+                }
+                let table = catalog::require_table(self.txn, &name)?;
+                let mut scope = Scope::of_table(&table, alias_name.as_deref());
+                rename_columns(&mut scope, alias.as_ref());
+                Ok((Node::Scan { table, access: Access::Full, for_update }, scope))
+            }
+            ast::TableFactor::Derived { lateral: false, subquery, alias, .. } => {
+                let planned = self.query(subquery)?;
+                let alias_name = alias.as_ref().map(|a| ident(&a.name));
+                let mut scope = Scope::of_output(&planned.columns, alias_name.as_deref());
+                rename_columns(&mut scope, alias.as_ref());
+                Ok((planned.node, scope))
+            }
+            ast::TableFactor::NestedJoin { table_with_joins, alias: None } => {
+                self.plan_from_item(table_with_joins, for_update)
+            }
+            other => Err(SqlError::unsupported(format!("FROM item {other}"))),
+        }
+    }
+
+    fn plan_from_item(
+        &mut self,
+        t: &ast::TableWithJoins,
+        for_update: bool,
+    ) -> Result<(Node, Scope)> {
+        let (mut node, mut scope) = self.table_factor(&t.relation, for_update)?;
+        for join in &t.joins {
+            let (right, rscope) = self.table_factor(&join.relation, for_update)?;
+            use ast::JoinOperator as J;
+            let (kind, constraint) = match &join.join_operator {
+                J::Join(c) | J::Inner(c) => (JoinKind::Inner, Some(c)),
+                J::Left(c) | J::LeftOuter(c) => (JoinKind::Left, Some(c)),
+                J::Right(c) | J::RightOuter(c) => (JoinKind::Right, Some(c)),
+                J::FullOuter(c) => (JoinKind::Full, Some(c)),
+                J::CrossJoin(_) => (JoinKind::Inner, None),
+                other => return Err(SqlError::unsupported(format!("join {other:?}"))),
+            };
+            let left_width = scope.columns.len();
+            let right_width = rscope.columns.len();
+            let combined = scope.clone().concat(rscope.clone());
+            let condition = match constraint {
+                Some(ast::JoinConstraint::On(e)) => {
+                    Some(self.boolean(e, &combined, &mut None, "JOIN/ON")?)
+                }
+                Some(ast::JoinConstraint::Using(cols)) => {
+                    let mut parts = Vec::new();
+                    for c in cols {
+                        let name = object_name(c)?;
+                        let l = scope.resolve(None, &name)?.ok_or_else(|| {
+                            SqlError::new(sqlstate::UNDEFINED_COLUMN, format!("column \"{name}\" specified in USING clause does not exist in left table"))
+                        })?;
+                        let r = rscope.resolve(None, &name)?.ok_or_else(|| {
+                            SqlError::new(sqlstate::UNDEFINED_COLUMN, format!("column \"{name}\" specified in USING clause does not exist in right table"))
+                        })?;
+                        parts.push(Expr::Compare(
+                            CmpOp::Eq,
+                            Box::new(Expr::Column(l)),
+                            Box::new(Expr::Column(left_width + r)),
+                        ));
+                    }
+                    and_all(parts)
+                }
+                Some(ast::JoinConstraint::Natural) => {
+                    return Err(SqlError::unsupported("NATURAL JOIN"));
+                }
+                Some(ast::JoinConstraint::None) | None => None,
+                Some(other) => {
+                    return Err(SqlError::unsupported(format!("join constraint {other:?}")));
+                }
+            };
+            node = make_join(node, right, kind, condition, left_width, right_width);
+            scope = combined;
+        }
+        Ok((node, scope))
+    }
+
+    fn select(
+        &mut self,
+        s: &ast::Select,
+        order_by: &[ast::OrderByExpr],
+        for_update: bool,
+    ) -> Result<Planned> {
+        if !matches!(s.group_by, ast::GroupByExpr::Expressions(_, ref m) if m.is_empty()) {
+            return Err(SqlError::unsupported("GROUP BY ALL or modifiers"));
+        }
+        // FROM
+        let (mut node, scope) = if s.from.is_empty() {
+            (Node::Values { rows: vec![vec![]] }, Scope::default())
+        } else {
+            let mut items = s.from.iter();
+            let first = items.next().expect("non-empty");
+            let (mut node, mut scope) = self.plan_from_item(first, for_update)?;
+            for item in items {
+                let (right, rscope) = self.plan_from_item(item, for_update)?;
+                let (lw, rw) = (scope.columns.len(), rscope.columns.len());
+                node = make_join(node, right, JoinKind::Inner, None, lw, rw);
+                scope = scope.concat(rscope);
+            }
+            (node, scope)
+        };
+        // WHERE
+        if let Some(w) = &s.selection {
+            if contains_aggregate(w) {
+                return Err(SqlError::new(
+                    sqlstate::GROUPING_ERROR,
+                    "aggregate functions are not allowed in WHERE",
+                ));
+            }
+            let predicate = self.boolean(w, &scope, &mut None, "WHERE")?;
+            node = with_filter(node, predicate);
+        }
+        let group_asts = match &s.group_by {
+            ast::GroupByExpr::Expressions(e, _) => e.clone(),
+            ast::GroupByExpr::All(_) => unreachable!("rejected above"),
+        };
+        let aggregated = !group_asts.is_empty()
+            || s.projection.iter().any(|p| match p {
+                ast::SelectItem::UnnamedExpr(e)
+                | ast::SelectItem::ExprWithAlias { expr: e, .. } => contains_aggregate(e),
+                _ => false,
+            })
+            || s.having.as_ref().is_some_and(contains_aggregate)
+            || order_by.iter().any(|o| contains_aggregate(&o.expr));
+
+        let mut agg_state = None;
+        let out_scope;
+        if aggregated {
+            let mut group_exprs = Vec::new();
+            for g in &group_asts {
+                // GROUP BY may name an output column by position.
+                let g = match g {
+                    ast::Expr::Value(v) => {
+                        let i = ordinal(&v.value, s.projection.len())?;
+                        match &s.projection[i] {
+                            ast::SelectItem::UnnamedExpr(e)
+                            | ast::SelectItem::ExprWithAlias { expr: e, .. } => e.clone(),
+                            _ => return Err(SqlError::unsupported("GROUP BY position of *")),
+                        }
+                    }
+                    g => g.clone(),
+                };
+                group_exprs.push(self.expr(&g, &scope)?.0);
+            }
+            agg_state = Some(AggState {
+                input: scope.clone(),
+                group_asts: group_asts.clone(),
+                group_exprs,
+                aggs: Vec::new(),
+            });
+            out_scope = Scope::default();
+        } else {
+            out_scope = scope.clone();
+        }
+
+        // The select list.
+        let mut exprs = Vec::new();
+        let mut columns = Vec::new();
+        for item in &s.projection {
+            match item {
+                ast::SelectItem::Wildcard(_) | ast::SelectItem::QualifiedWildcard(..) => {
+                    if aggregated {
+                        return Err(SqlError::new(
+                            sqlstate::GROUPING_ERROR,
+                            "SELECT * is not allowed with GROUP BY or aggregates",
+                        ));
+                    }
+                    let qualifier = match item {
+                        ast::SelectItem::QualifiedWildcard(
+                            ast::SelectItemQualifiedWildcardKind::ObjectName(n),
+                            _,
+                        ) => Some(object_name(n)?),
+                        _ => None,
+                    };
+                    let mut any = false;
+                    for (i, c) in scope.columns.iter().enumerate() {
+                        if c.hidden
+                            || qualifier.as_ref().is_some_and(|q| c.table.as_deref() != Some(q))
+                        {
+                            continue;
+                        }
+                        any = true;
+                        exprs.push(Expr::Column(i));
+                        columns.push(OutputColumn { name: c.name.clone(), ty: c.ty.clone() });
+                    }
+                    if let (Some(q), false) = (qualifier, any) {
+                        return Err(SqlError::new(
+                            sqlstate::UNDEFINED_TABLE,
+                            format!("missing FROM-clause entry for table \"{q}\""),
+                        ));
+                    }
+                }
+                ast::SelectItem::UnnamedExpr(e)
+                | ast::SelectItem::ExprWithAlias { expr: e, .. } => {
+                    let (x, ty) = self.expr_in(e, &out_scope, &mut agg_state.as_mut())?;
+                    let name = match item {
+                        ast::SelectItem::ExprWithAlias { alias, .. } => ident(alias),
+                        _ => output_name(e),
+                    };
+                    exprs.push(x);
+                    columns.push(OutputColumn { name, ty });
+                }
+                other => return Err(SqlError::unsupported(format!("select item {other}"))),
+            }
+        }
+        // HAVING
+        let having = match &s.having {
+            Some(h) => {
+                if !aggregated {
+                    return Err(SqlError::unsupported("HAVING without GROUP BY or aggregates"));
+                }
+                Some(self.boolean(h, &out_scope, &mut agg_state.as_mut(), "HAVING")?)
+            }
+            None => None,
+        };
+        // ORDER BY: output names and positions first, then expressions over
+        // the input, computed as hidden extra columns.
+        let visible = exprs.len();
+        let distinct = match &s.distinct {
+            None | Some(ast::Distinct::All) => false,
+            Some(ast::Distinct::Distinct) => true,
+            Some(ast::Distinct::On(_)) => return Err(SqlError::unsupported("DISTINCT ON")),
+        };
+        let mut keys = Vec::new();
+        for o in order_by {
+            let by_name = match &o.expr {
+                ast::Expr::Identifier(i) => {
+                    columns.iter().position(|c| c.name == ident(i)).filter(|_| {
+                        // An output name wins over an input column of the same name.
+                        true
+                    })
+                }
+                ast::Expr::Value(v) => Some(ordinal(&v.value, visible)?),
+                _ => None,
+            };
+            let column = match by_name {
+                Some(c) => c,
+                None => {
+                    let (x, _) = self.expr_in(&o.expr, &out_scope, &mut agg_state.as_mut())?;
+                    match exprs.iter().position(|e| format!("{e:?}") == format!("{x:?}")) {
+                        Some(c) => c,
+                        None if distinct => {
+                            return Err(SqlError::new(
+                                sqlstate::INVALID_COLUMN_REFERENCE,
+                                "for SELECT DISTINCT, ORDER BY expressions must appear in select list",
+                            ));
+                        }
+                        None => {
+                            exprs.push(x);
+                            exprs.len() - 1
+                        }
+                    }
+                }
+            };
+            keys.push(sort_key(column, o));
+        }
+        if let Some(state) = agg_state {
+            node = Node::Aggregate {
+                input: Box::new(node),
+                group_by: state.group_exprs,
+                aggs: state.aggs,
+            };
+            if let Some(h) = having {
+                node = Node::Filter { input: Box::new(node), predicate: h };
+            }
+        }
+        let hidden = exprs.len() > visible;
+        node = Node::Project { input: Box::new(node), exprs };
+        if distinct {
+            node = Node::Distinct { input: Box::new(node) };
+        }
+        if !keys.is_empty() {
+            node = Node::Sort { input: Box::new(node), keys };
+        }
+        if hidden {
+            node = Node::Project {
+                input: Box::new(node),
+                exprs: (0..visible).map(Expr::Column).collect(),
+            };
+        }
+        Ok(Planned { node, columns })
+    }
+}
+
+fn rename_columns(scope: &mut Scope, alias: Option<&ast::TableAlias>) {
+    if let Some(a) = alias {
+        for (c, name) in scope.columns.iter_mut().filter(|c| !c.hidden).zip(&a.columns) {
+            c.name = ident(&name.name);
+        }
+    }
+}
+
+fn ordinal(v: &ast::Value, width: usize) -> Result<usize> {
+    match v {
+        ast::Value::Number(n, _) => match n.parse::<usize>() {
+            Ok(i) if i >= 1 && i <= width => Ok(i - 1),
+            _ => Err(SqlError::new(
+                sqlstate::INVALID_COLUMN_REFERENCE,
+                format!("position {n} is not in select list"),
+            )),
+        },
+        _ => Err(SqlError::unsupported(format!("ORDER BY {v}"))),
+    }
+}
+
+fn sort_key(column: usize, o: &ast::OrderByExpr) -> SortKey {
+    let desc = o.options.sort.as_ref().is_some_and(|s| matches!(s, ast::OrderBySort::Desc));
+    // PostgreSQL: NULLs sort as larger than everything by default.
+    let nulls_first = o.options.nulls_first.unwrap_or(desc);
+    SortKey { column, desc, nulls_first }
+}
+
+/// A filter above `node`; a single-table scan also gets an access path.
+fn with_filter(node: Node, predicate: Expr) -> Node {
+    let node = match node {
+        Node::Scan { table, access: Access::Full, for_update } => {
+            let access = choose_access(&table, &predicate);
+            Node::Scan { table, access, for_update }
+        }
+        other => other,
+    };
+    Node::Filter { input: Box::new(node), predicate }
+}
+
+fn make_join(
+    left: Node,
+    right: Node,
+    kind: JoinKind,
+    condition: Option<Expr>,
+    left_width: usize,
+    right_width: usize,
+) -> Node {
+    let mut parts = Vec::new();
+    if let Some(c) = condition {
+        conjuncts(c, &mut parts);
+    }
+    let mut equi = Vec::new();
+    let mut rest = Vec::new();
+    for p in parts {
+        if let Expr::Compare(CmpOp::Eq, a, b) = &p {
+            let (mut ra, mut rb) = (Vec::new(), Vec::new());
+            columns_read(a, &mut ra);
+            columns_read(b, &mut rb);
+            let left_only =
+                |cols: &[usize]| !cols.is_empty() && cols.iter().all(|&c| c < left_width);
+            let right_only = |cols: &[usize]| {
+                !cols.is_empty() && cols.iter().all(|&c| c >= left_width && c != usize::MAX)
+            };
+            if left_only(&ra) && right_only(&rb) {
+                let mut rk = (**b).clone();
+                shift_columns(&mut rk, left_width);
+                equi.push(((**a).clone(), rk));
+                continue;
+            }
+            if left_only(&rb) && right_only(&ra) {
+                let mut rk = (**a).clone();
+                shift_columns(&mut rk, left_width);
+                equi.push(((**b).clone(), rk));
+                continue;
+            }
+        }
+        rest.push(p);
+    }
+    Node::Join {
+        left: Box::new(left),
+        right: Box::new(right),
+        kind,
+        equi,
+        on: and_all(rest),
+        left_width,
+        right_width,
+    }
+}
+
+/// Picks an access path for `table` from the conjuncts of `predicate`.
+pub fn choose_access(table: &Table, predicate: &Expr) -> Access {
+    let mut parts = Vec::new();
+    conjuncts(predicate.clone(), &mut parts);
+    let mut eq: HashMap<usize, Expr> = HashMap::new();
+    let mut lower: HashMap<usize, (Expr, bool)> = HashMap::new();
+    let mut upper: HashMap<usize, (Expr, bool)> = HashMap::new();
+    for p in &parts {
+        let Expr::Compare(op, a, b) = p else { continue };
+        let (col, value, op) = match (&**a, &**b) {
+            (Expr::Column(c), v) if v.is_row_independent() => (*c, v.clone(), *op),
+            (v, Expr::Column(c)) if v.is_row_independent() => (*c, v.clone(), op.flip()),
+            _ => continue,
+        };
+        match op {
+            CmpOp::Eq => {
+                eq.insert(col, value);
+            }
+            CmpOp::Gt => {
+                lower.insert(col, (value, false));
+            }
+            CmpOp::GtEq => {
+                lower.insert(col, (value, true));
+            }
+            CmpOp::Lt => {
+                upper.insert(col, (value, false));
+            }
+            CmpOp::LtEq => {
+                upper.insert(col, (value, true));
+            }
+            CmpOp::NotEq => {}
+        }
+    }
+    let pk = &table.primary_key;
+    let prefix: Vec<Expr> = pk.iter().map_while(|c| eq.get(c).cloned()).collect();
+    if prefix.len() == pk.len() {
+        return Access::PrimaryPoint(prefix);
+    }
+    let next = pk[prefix.len()];
+    let (lo, hi) = (lower.get(&next).cloned(), upper.get(&next).cloned());
+    if lo.is_some() || hi.is_some() || !prefix.is_empty() {
+        // Prefer a unique secondary index fully fixed over a wide key range.
+        if prefix.is_empty()
+            && let Some(access) = index_access(table, &eq, true)
+        {
+            return access;
+        }
+        return Access::PrimaryRange { eq: prefix, lower: lo, upper: hi };
+    }
+    index_access(table, &eq, false).unwrap_or(Access::Full)
+}
+
+fn index_access(table: &Table, eq: &HashMap<usize, Expr>, unique_only: bool) -> Option<Access> {
+    let mut best: Option<(usize, bool, &crate::catalog::Index)> = None;
+    for index in &table.indexes {
+        let n = index.columns.iter().take_while(|c| eq.contains_key(c)).count();
+        if n == 0 {
+            continue;
+        }
+        let full_unique = index.unique && n == index.columns.len();
+        if unique_only && !full_unique {
+            continue;
+        }
+        if best.is_none_or(|(bn, bu, _)| (full_unique, n) > (bu, bn)) {
+            best = Some((n, full_unique, index));
+        }
+    }
+    best.map(|(n, _, index)| Access::IndexEq {
+        index: index.id,
+        eq: index.columns[..n].iter().map(|c| eq[c].clone()).collect(),
+    })
+}
+
+/// The primary index id, re-exported for the executor.
+pub const PRIMARY: u32 = PRIMARY_INDEX;

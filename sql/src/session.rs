@@ -1,0 +1,787 @@
+//! A session: one client's sequence of statements and its transaction state.
+//!
+//! Outside `BEGIN`, each statement is its own transaction; results are
+//! buffered until it commits, so a serialization failure can be retried
+//! transparently. Inside `BEGIN ... COMMIT`, a failing statement puts the
+//! transaction in the aborted state: everything but `ROLLBACK` (or `ROLLBACK
+//! TO SAVEPOINT`) fails with SQLSTATE 25P02 until it ends, as in PostgreSQL.
+//!
+//! REPEATABLE READ is snapshot isolation. READ COMMITTED is accepted and also
+//! runs as snapshot isolation (`SHOW transaction_isolation` says so);
+//! SERIALIZABLE validates reads too.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use sqlparser::ast;
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::{Parser, ParserError};
+use strata_txn::{Isolation, Savepoint, Store, Txn, clock};
+
+use crate::ddl;
+use crate::dml;
+use crate::error::{Result, SqlError, sqlstate};
+use crate::exec::{self, Cx, Profile, Row};
+use crate::plan::{Access, Binder, JoinKind, Node, OutputColumn, SetOpKind};
+use crate::types::{DataType, Value};
+
+/// What one statement produced.
+#[derive(Clone, Debug, Default)]
+pub struct StatementResult {
+    /// Empty for statements that return no rows.
+    pub columns: Vec<OutputColumn>,
+    pub rows: Vec<Row>,
+    /// The command tag, as PostgreSQL reports it (`INSERT 0 3`, `SELECT 2`).
+    pub tag: String,
+    /// Rows affected or returned.
+    pub count: u64,
+    pub notices: Vec<String>,
+}
+
+impl StatementResult {
+    fn command(tag: &str) -> StatementResult {
+        StatementResult { tag: tag.to_string(), ..Default::default() }
+    }
+}
+
+/// The transaction state of a session, as shown in PostgreSQL's ReadyForQuery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxnStatus {
+    Idle,
+    InTransaction,
+    Failed,
+}
+
+struct Open {
+    txn: Txn,
+    savepoints: Vec<(String, Savepoint)>,
+    serializable: bool,
+    read_only: bool,
+    statements: u32,
+}
+
+enum State {
+    Idle,
+    Open(Box<Open>),
+    /// Aborted: the transaction is kept only to answer ROLLBACK TO.
+    Failed(Box<Open>),
+}
+
+/// Bytes a query may hold for sorts, hashes and groups unless SET otherwise.
+pub const DEFAULT_MEMORY_LIMIT: usize = 256 << 20;
+
+/// Attempts of an autocommit statement that meets serialization failures.
+const AUTOCOMMIT_ATTEMPTS: u32 = 10;
+
+fn default_settings() -> BTreeMap<String, String> {
+    [
+        ("application_name", ""),
+        ("client_encoding", "UTF8"),
+        ("server_encoding", "UTF8"),
+        ("datestyle", "ISO, MDY"),
+        ("intervalstyle", "postgres"),
+        ("extra_float_digits", "1"),
+        ("search_path", "\"$user\", public"),
+        ("default_transaction_isolation", "read committed"),
+        ("default_transaction_read_only", "off"),
+        ("statement_timeout", "0"),
+        ("lock_timeout", "0"),
+        ("idle_in_transaction_session_timeout", "0"),
+        ("timezone", "UTC"),
+        ("standard_conforming_strings", "on"),
+        ("integer_datetimes", "on"),
+        ("server_version", "15.0 (Strata 0.1.0)"),
+        ("server_version_num", "150000"),
+        ("is_superuser", "on"),
+        ("work_mem", "268435456"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// One client's session.
+pub struct Session {
+    store: Store,
+    state: State,
+    settings: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("status", &self.status()).finish_non_exhaustive()
+    }
+}
+
+/// Parses SQL text, mapping parser errors to 42601 with a position.
+pub fn parse(sql: &str) -> Result<Vec<ast::Statement>> {
+    Parser::parse_sql(&PostgreSqlDialect {}, sql).map_err(|e| syntax_error(sql, e))
+}
+
+fn syntax_error(sql: &str, e: ParserError) -> SqlError {
+    let text = match &e {
+        ParserError::TokenizerError(s) | ParserError::ParserError(s) => s.clone(),
+        ParserError::RecursionLimitExceeded => "statement too deeply nested".to_string(),
+    };
+    // sqlparser reports "... at Line: L, Column: C"; PostgreSQL reports a
+    // 1-based character offset.
+    let position = text.rsplit_once("Line: ").and_then(|(_, rest)| {
+        let (line, col) = rest.split_once(", Column: ")?;
+        let line: usize = line.trim().parse().ok()?;
+        let col: usize = col.trim_end_matches(|c: char| !c.is_ascii_digit()).parse().ok()?;
+        let before: usize =
+            sql.split_inclusive('\n').take(line - 1).map(|l| l.chars().count()).sum();
+        Some(before + col)
+    });
+    let message = text.split(" at Line:").next().unwrap_or(&text).trim().to_string();
+    let message = if message.is_empty() {
+        "syntax error".to_string()
+    } else {
+        format!("syntax error: {message}")
+    };
+    let err = SqlError::new(sqlstate::SYNTAX_ERROR, message);
+    match position {
+        Some(p) => err.with_position(p),
+        None => err,
+    }
+}
+
+/// Splits a trailing `AS OF SYSTEM TIME <timestamp>` off a query.
+fn split_as_of(sql: &str) -> Option<(&str, &str)> {
+    let lower = sql.to_ascii_lowercase();
+    let at = lower.rfind("as of system time")?;
+    let rest = sql[at + "as of system time".len()..].trim().trim_end_matches(';').trim();
+    Some((&sql[..at], rest))
+}
+
+fn micros_since_2000(ts: u64) -> i64 {
+    (clock::to_millis(ts) as i64 - 946_684_800_000) * 1000
+}
+
+impl Session {
+    pub fn new(store: Store) -> Session {
+        Session { store, state: State::Idle, settings: default_settings() }
+    }
+
+    pub fn status(&self) -> TxnStatus {
+        match self.state {
+            State::Idle => TxnStatus::Idle,
+            State::Open(_) => TxnStatus::InTransaction,
+            State::Failed(_) => TxnStatus::Failed,
+        }
+    }
+
+    /// A session setting, as SHOW reports it.
+    pub fn setting(&self, name: &str) -> Option<&str> {
+        self.settings.get(&name.to_lowercase()).map(String::as_str)
+    }
+
+    fn memory_limit(&self) -> usize {
+        self.setting("work_mem").and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_MEMORY_LIMIT)
+    }
+
+    /// Runs every statement of `sql`; stops at the first error.
+    pub fn execute(&mut self, sql: &str, params: &[Value]) -> Result<Vec<StatementResult>> {
+        if let Some((query, at)) = split_as_of(sql) {
+            return self.as_of(query, at, params).map(|r| vec![r]);
+        }
+        let statements = parse(sql)?;
+        let mut out = Vec::with_capacity(statements.len());
+        for s in &statements {
+            out.push(self.statement(s, params)?);
+        }
+        Ok(out)
+    }
+
+    /// Runs one parsed statement.
+    pub fn statement(
+        &mut self,
+        stmt: &ast::Statement,
+        params: &[Value],
+    ) -> Result<StatementResult> {
+        use ast::Statement as S;
+        match stmt {
+            S::StartTransaction { modes, .. } => return self.begin(modes),
+            S::Commit { .. } => return self.commit(),
+            S::Rollback { savepoint: None, .. } => {
+                self.state = State::Idle;
+                return Ok(StatementResult::command("ROLLBACK"));
+            }
+            S::Rollback { savepoint: Some(name), .. } => {
+                return self.rollback_to(&crate::plan::ident(name));
+            }
+            S::Savepoint { name } => return self.savepoint(&crate::plan::ident(name)),
+            S::ReleaseSavepoint { name } => return self.release(&crate::plan::ident(name)),
+            S::Set(set) => return self.set(set),
+            S::ShowVariable { variable } => return self.show(variable),
+            _ => {}
+        }
+        match std::mem::replace(&mut self.state, State::Idle) {
+            State::Failed(open) => {
+                self.state = State::Failed(open);
+                Err(SqlError::new(
+                    sqlstate::IN_FAILED_SQL_TRANSACTION,
+                    "current transaction is aborted, commands ignored until end of transaction block",
+                ))
+            }
+            State::Open(mut open) => {
+                open.statements += 1;
+                let result = self.run(&mut open.txn, open.read_only, stmt, params);
+                self.state = if result.is_ok() { State::Open(open) } else { State::Failed(open) };
+                result
+            }
+            State::Idle => {
+                let mut attempt = 1;
+                loop {
+                    let (serializable, read_only) = self.default_mode();
+                    let mut txn = self.store.begin_with(if serializable {
+                        Isolation::Serializable
+                    } else {
+                        Isolation::Snapshot
+                    });
+                    let result = self.run(&mut txn, read_only, stmt, params).and_then(|r| {
+                        txn.commit()?;
+                        Ok(r)
+                    });
+                    match result {
+                        Err(e) if e.is_retryable() && attempt < AUTOCOMMIT_ATTEMPTS => attempt += 1,
+                        other => return other,
+                    }
+                }
+            }
+        }
+    }
+
+    fn default_mode(&self) -> (bool, bool) {
+        let serializable = self.setting("default_transaction_isolation") == Some("serializable");
+        let read_only = self.setting("default_transaction_read_only") == Some("on");
+        (serializable, read_only)
+    }
+
+    fn begin(&mut self, modes: &[ast::TransactionMode]) -> Result<StatementResult> {
+        if !matches!(self.state, State::Idle) {
+            let mut r = StatementResult::command("BEGIN");
+            r.notices.push("there is already a transaction in progress".into());
+            return Ok(r);
+        }
+        let (mut serializable, mut read_only) = self.default_mode();
+        for m in modes {
+            match m {
+                ast::TransactionMode::IsolationLevel(level) => {
+                    serializable = matches!(level, ast::TransactionIsolationLevel::Serializable);
+                }
+                ast::TransactionMode::AccessMode(mode) => {
+                    read_only = matches!(mode, ast::TransactionAccessMode::ReadOnly)
+                }
+            }
+        }
+        let txn = self.store.begin_with(if serializable {
+            Isolation::Serializable
+        } else {
+            Isolation::Snapshot
+        });
+        self.state = State::Open(Box::new(Open {
+            txn,
+            savepoints: Vec::new(),
+            serializable,
+            read_only,
+            statements: 0,
+        }));
+        Ok(StatementResult::command("BEGIN"))
+    }
+
+    fn commit(&mut self) -> Result<StatementResult> {
+        match std::mem::replace(&mut self.state, State::Idle) {
+            State::Idle => {
+                let mut r = StatementResult::command("COMMIT");
+                r.notices.push("there is no transaction in progress".into());
+                Ok(r)
+            }
+            State::Failed(_) => Ok(StatementResult::command("ROLLBACK")),
+            State::Open(open) => {
+                open.txn.commit()?;
+                Ok(StatementResult::command("COMMIT"))
+            }
+        }
+    }
+
+    fn open_mut(&mut self, what: &str) -> Result<&mut Open> {
+        match &mut self.state {
+            State::Open(o) | State::Failed(o) => Ok(o),
+            State::Idle => Err(SqlError::new(
+                sqlstate::NO_ACTIVE_SQL_TRANSACTION,
+                format!("{what} can only be used in transaction blocks"),
+            )),
+        }
+    }
+
+    fn savepoint(&mut self, name: &str) -> Result<StatementResult> {
+        if matches!(self.state, State::Failed(_)) {
+            return Err(SqlError::new(
+                sqlstate::IN_FAILED_SQL_TRANSACTION,
+                "current transaction is aborted, commands ignored until end of transaction block",
+            ));
+        }
+        let open = self.open_mut("SAVEPOINT")?;
+        let sp = open.txn.savepoint();
+        open.savepoints.push((name.to_string(), sp));
+        Ok(StatementResult::command("SAVEPOINT"))
+    }
+
+    fn find_savepoint(open: &Open, name: &str) -> Result<usize> {
+        open.savepoints
+            .iter()
+            .rposition(|(n, _)| n == name)
+            .ok_or_else(|| SqlError::new("3B001", format!("savepoint \"{name}\" does not exist")))
+    }
+
+    fn rollback_to(&mut self, name: &str) -> Result<StatementResult> {
+        let mut open = match std::mem::replace(&mut self.state, State::Idle) {
+            State::Open(o) | State::Failed(o) => o,
+            State::Idle => {
+                return Err(SqlError::new(
+                    sqlstate::NO_ACTIVE_SQL_TRANSACTION,
+                    "ROLLBACK TO SAVEPOINT can only be used in transaction blocks",
+                ));
+            }
+        };
+        match Self::find_savepoint(&open, name) {
+            Ok(i) => {
+                let sp = open.savepoints[i].1.clone();
+                open.txn.rollback_to(&sp);
+                open.savepoints.truncate(i + 1);
+                // Rolling back to a savepoint leaves the aborted state.
+                self.state = State::Open(open);
+                Ok(StatementResult::command("ROLLBACK"))
+            }
+            Err(e) => {
+                self.state = State::Failed(open);
+                Err(e)
+            }
+        }
+    }
+
+    fn release(&mut self, name: &str) -> Result<StatementResult> {
+        if matches!(self.state, State::Failed(_)) {
+            return Err(SqlError::new(
+                sqlstate::IN_FAILED_SQL_TRANSACTION,
+                "current transaction is aborted, commands ignored until end of transaction block",
+            ));
+        }
+        let open = self.open_mut("RELEASE SAVEPOINT")?;
+        let i = Self::find_savepoint(open, name)?;
+        open.savepoints.truncate(i);
+        Ok(StatementResult::command("RELEASE"))
+    }
+
+    fn set(&mut self, set: &ast::Set) -> Result<StatementResult> {
+        match set {
+            ast::Set::SingleAssignment { variable, values, .. } => {
+                let name = variable.to_string().to_lowercase();
+                let value = values
+                    .iter()
+                    .map(|v| match v {
+                        ast::Expr::Value(v) => match &v.value {
+                            ast::Value::SingleQuotedString(s) => s.clone(),
+                            other => other.to_string(),
+                        },
+                        ast::Expr::Identifier(i) => i.value.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                if name == "transaction_isolation" || name == "transaction isolation level" {
+                    return self
+                        .set_transaction_isolation(value.eq_ignore_ascii_case("serializable"));
+                }
+                if !self.settings.contains_key(&name) && !name.contains('.') {
+                    return Err(SqlError::new(
+                        sqlstate::UNDEFINED_OBJECT,
+                        format!("unrecognized configuration parameter \"{name}\""),
+                    ));
+                }
+                let value = if value.eq_ignore_ascii_case("default") {
+                    default_settings().get(&name).cloned().unwrap_or_default()
+                } else {
+                    value
+                };
+                if name == "default_transaction_isolation" {
+                    let v = value.to_lowercase();
+                    if !["read uncommitted", "read committed", "repeatable read", "serializable"]
+                        .contains(&v.as_str())
+                    {
+                        return Err(SqlError::new(
+                            sqlstate::INVALID_PARAMETER_VALUE,
+                            format!("invalid value for parameter \"{name}\": \"{value}\""),
+                        ));
+                    }
+                    self.settings.insert(name, v);
+                } else {
+                    self.settings.insert(name, value);
+                }
+                Ok(StatementResult::command("SET"))
+            }
+            ast::Set::SetTransaction { modes, session: true, .. } => {
+                for m in modes {
+                    match m {
+                        ast::TransactionMode::IsolationLevel(l) => {
+                            let name = match l {
+                                ast::TransactionIsolationLevel::Serializable => "serializable",
+                                ast::TransactionIsolationLevel::RepeatableRead => "repeatable read",
+                                ast::TransactionIsolationLevel::ReadUncommitted => {
+                                    "read uncommitted"
+                                }
+                                _ => "read committed",
+                            };
+                            self.settings
+                                .insert("default_transaction_isolation".into(), name.into());
+                        }
+                        ast::TransactionMode::AccessMode(a) => {
+                            let v = if matches!(a, ast::TransactionAccessMode::ReadOnly) {
+                                "on"
+                            } else {
+                                "off"
+                            };
+                            self.settings.insert("default_transaction_read_only".into(), v.into());
+                        }
+                    }
+                }
+                Ok(StatementResult::command("SET"))
+            }
+            ast::Set::SetTransaction { modes, session: false, .. } => {
+                for m in modes {
+                    match m {
+                        ast::TransactionMode::IsolationLevel(l) => {
+                            self.set_transaction_isolation(matches!(
+                                l,
+                                ast::TransactionIsolationLevel::Serializable
+                            ))?;
+                        }
+                        ast::TransactionMode::AccessMode(a) => {
+                            let ro = matches!(a, ast::TransactionAccessMode::ReadOnly);
+                            self.open_mut("SET TRANSACTION")?.read_only = ro;
+                        }
+                    }
+                }
+                Ok(StatementResult::command("SET"))
+            }
+            ast::Set::SetTimeZone { .. } => Ok(StatementResult::command("SET")),
+            ast::Set::SetNames { .. } | ast::Set::SetNamesDefault {} => {
+                Ok(StatementResult::command("SET"))
+            }
+            other => Err(SqlError::unsupported(format!("{other}"))),
+        }
+    }
+
+    fn set_transaction_isolation(&mut self, serializable: bool) -> Result<StatementResult> {
+        let store = self.store.clone();
+        let open = self.open_mut("SET TRANSACTION")?;
+        if open.statements > 0 {
+            return Err(SqlError::new(
+                sqlstate::ACTIVE_SQL_TRANSACTION,
+                "SET TRANSACTION ISOLATION LEVEL must be called before any query",
+            ));
+        }
+        open.serializable = serializable;
+        open.txn = store.begin_with(if serializable {
+            Isolation::Serializable
+        } else {
+            Isolation::Snapshot
+        });
+        Ok(StatementResult::command("SET"))
+    }
+
+    fn show(&mut self, variable: &[ast::Ident]) -> Result<StatementResult> {
+        let name = variable.iter().map(|i| i.value.to_lowercase()).collect::<Vec<_>>().join(" ");
+        let one = |col: &str, value: String| StatementResult {
+            columns: vec![OutputColumn { name: col.to_string(), ty: DataType::Text }],
+            rows: vec![vec![Value::Text(value)]],
+            tag: "SHOW".into(),
+            count: 1,
+            notices: Vec::new(),
+        };
+        match name.as_str() {
+            "transaction isolation level" | "transaction_isolation" => {
+                let serializable = match &self.state {
+                    State::Open(o) | State::Failed(o) => o.serializable,
+                    State::Idle => self.default_mode().0,
+                };
+                // READ COMMITTED runs as snapshot isolation: say so.
+                Ok(one(
+                    "transaction_isolation",
+                    if serializable { "serializable" } else { "repeatable read" }.into(),
+                ))
+            }
+            "all" => Ok(StatementResult {
+                columns: vec![
+                    OutputColumn { name: "name".into(), ty: DataType::Text },
+                    OutputColumn { name: "setting".into(), ty: DataType::Text },
+                ],
+                count: self.settings.len() as u64,
+                rows: self
+                    .settings
+                    .iter()
+                    .map(|(k, v)| vec![Value::Text(k.clone()), Value::Text(v.clone())])
+                    .collect(),
+                tag: "SHOW".into(),
+                notices: Vec::new(),
+            }),
+            _ => match self.settings.get(&name) {
+                Some(v) => Ok(one(&name, v.clone())),
+                None => Err(SqlError::new(
+                    sqlstate::UNDEFINED_OBJECT,
+                    format!("unrecognized configuration parameter \"{name}\""),
+                )),
+            },
+        }
+    }
+
+    /// A query at a past timestamp: an HLC timestamp (integer) or a timestamp literal.
+    fn as_of(&mut self, query: &str, at: &str, params: &[Value]) -> Result<StatementResult> {
+        if !matches!(self.state, State::Idle) {
+            return Err(SqlError::new(
+                sqlstate::ACTIVE_SQL_TRANSACTION,
+                "AS OF SYSTEM TIME cannot be used inside a transaction block",
+            ));
+        }
+        let at = at.trim_matches('\'');
+        let ts = match at.parse::<u64>() {
+            Ok(ts) => ts,
+            Err(_) => match Value::parse(at, &DataType::Timestamp)? {
+                Value::Timestamp(micros) => {
+                    clock::from_millis(((micros / 1000) + 946_684_800_000) as u64)
+                }
+                _ => return Err(SqlError::internal("timestamp parse")),
+            },
+        };
+        let statements = parse(query)?;
+        let [stmt @ ast::Statement::Query(_)] = statements.as_slice() else {
+            return Err(SqlError::new(
+                sqlstate::SYNTAX_ERROR,
+                "AS OF SYSTEM TIME applies to a single SELECT",
+            ));
+        };
+        let mut txn = self.store.begin_at(ts)?;
+        let result = self.run(&mut txn, true, stmt, params);
+        txn.commit()?;
+        result
+    }
+
+    /// Runs a statement inside `txn`.
+    fn run(
+        &mut self,
+        txn: &mut Txn,
+        read_only: bool,
+        stmt: &ast::Statement,
+        params: &[Value],
+    ) -> Result<StatementResult> {
+        use ast::Statement as S;
+        let now = micros_since_2000(txn.start_ts());
+        let memory = self.memory_limit();
+        let writes = !matches!(stmt, S::Query(_) | S::Explain { .. });
+        if writes && (read_only || txn.is_read_only()) {
+            let what = stmt.to_string().split_whitespace().next().unwrap_or("").to_uppercase();
+            return Err(SqlError::new(
+                sqlstate::READ_ONLY_SQL_TRANSACTION,
+                format!("cannot execute {what} in a read-only transaction"),
+            ));
+        }
+        let mut binder = Binder::new(txn);
+        let notice_result = |tag: &str, notice: ddl::Notice| {
+            let mut r = StatementResult::command(tag);
+            r.notices.extend(notice);
+            r
+        };
+        match stmt {
+            S::Query(q) => {
+                let planned = binder.query(q)?;
+                let mut cx = Cx::new(txn, params, now, memory);
+                let rows = collect(&planned.node, &mut cx)?;
+                Ok(StatementResult {
+                    tag: format!("SELECT {}", rows.len()),
+                    count: rows.len() as u64,
+                    columns: planned.columns,
+                    rows,
+                    notices: Vec::new(),
+                })
+            }
+            S::Insert(ins) => {
+                let store = self.store.clone();
+                let mut rowid = || -> Result<i64> { Ok(store.clock().now()? as i64) };
+                let changed = dml::insert(&mut binder, ins, params, now, memory, &mut rowid)?;
+                Ok(changed_result(format!("INSERT 0 {}", changed.count), changed))
+            }
+            S::Update(up) => {
+                let changed = dml::update(&mut binder, up, params, now, memory)?;
+                Ok(changed_result(format!("UPDATE {}", changed.count), changed))
+            }
+            S::Delete(del) => {
+                let changed = dml::delete(&mut binder, del, params, now, memory)?;
+                Ok(changed_result(format!("DELETE {}", changed.count), changed))
+            }
+            S::CreateTable(ct) => {
+                Ok(notice_result("CREATE TABLE", ddl::create_table(&mut binder, ct)?))
+            }
+            S::CreateIndex(ci) => {
+                Ok(notice_result("CREATE INDEX", ddl::create_index(&mut binder, ci)?))
+            }
+            S::AlterTable(at) => {
+                Ok(notice_result("ALTER TABLE", ddl::alter_table(&mut binder, at)?))
+            }
+            S::Drop { object_type, if_exists, names, .. } => {
+                let tag = format!("DROP {object_type}");
+                Ok(notice_result(&tag, ddl::drop(&mut binder, object_type, *if_exists, names)?))
+            }
+            S::Explain { analyze, statement, .. } => {
+                let S::Query(q) = &**statement else {
+                    return Err(SqlError::unsupported("EXPLAIN of a statement other than SELECT"));
+                };
+                let planned = binder.query(q)?;
+                let profile = if *analyze {
+                    let p = Rc::new(RefCell::new(Profile::default()));
+                    let mut cx = Cx::new(txn, params, now, memory);
+                    cx.profile = Some(p.clone());
+                    collect(&planned.node, &mut cx)?;
+                    Some(p)
+                } else {
+                    None
+                };
+                let mut lines = Vec::new();
+                explain(
+                    &planned.node,
+                    0,
+                    profile.as_ref().map(|p| p.borrow()).as_deref(),
+                    &mut lines,
+                );
+                let rows: Vec<Row> = lines.into_iter().map(|l| vec![Value::Text(l)]).collect();
+                Ok(StatementResult {
+                    columns: vec![OutputColumn { name: "QUERY PLAN".into(), ty: DataType::Text }],
+                    tag: format!("EXPLAIN {}", rows.len()),
+                    count: rows.len() as u64,
+                    rows,
+                    notices: Vec::new(),
+                })
+            }
+            other => Err(SqlError::unsupported(format!(
+                "statement {}",
+                other.to_string().split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+            ))),
+        }
+    }
+}
+
+fn changed_result(tag: String, changed: dml::Changed) -> StatementResult {
+    match changed.returning {
+        Some((columns, rows)) => {
+            StatementResult { columns, rows, tag, count: changed.count, notices: Vec::new() }
+        }
+        None => StatementResult { tag, count: changed.count, ..Default::default() },
+    }
+}
+
+fn collect(node: &Node, cx: &mut Cx<'_>) -> Result<Vec<Row>> {
+    let mut op = exec::build(node);
+    let mut rows = Vec::new();
+    while let Some(r) = op.next(cx)? {
+        rows.push(r);
+    }
+    Ok(rows)
+}
+
+/// Renders a plan as PostgreSQL-style EXPLAIN lines.
+pub fn explain(node: &Node, depth: usize, profile: Option<&Profile>, out: &mut Vec<String>) {
+    let label = match node {
+        Node::Values { rows } => format!("Values ({} rows)", rows.len()),
+        Node::Scan { table, access, .. } => match access {
+            Access::Full => format!("Seq Scan on {}", table.name),
+            Access::PrimaryPoint(_) => {
+                format!("Index Scan using {}_pkey on {} (point lookup)", table.name, table.name)
+            }
+            Access::PrimaryRange { .. } => {
+                format!("Index Scan using {}_pkey on {} (range)", table.name, table.name)
+            }
+            Access::IndexEq { index, .. } => {
+                let name =
+                    table.indexes.iter().find(|i| i.id == *index).map_or("?", |i| i.name.as_str());
+                format!("Index Scan using {name} on {}", table.name)
+            }
+        },
+        Node::Filter { .. } => "Filter".to_string(),
+        Node::Project { exprs, .. } => format!("Projection ({} columns)", exprs.len()),
+        Node::Aggregate { group_by, .. } => {
+            if group_by.is_empty() {
+                "Aggregate".into()
+            } else {
+                "HashAggregate".into()
+            }
+        }
+        Node::Sort { keys, .. } => format!("Sort ({} keys)", keys.len()),
+        Node::Limit { .. } => "Limit".to_string(),
+        Node::Distinct { .. } => "HashAggregate (distinct)".to_string(),
+        Node::Join { kind, equi, .. } => {
+            let k = match kind {
+                JoinKind::Inner => "",
+                JoinKind::Left => " Left",
+                JoinKind::Right => " Right",
+                JoinKind::Full => " Full",
+            };
+            if equi.is_empty() { format!("Nested Loop{k}") } else { format!("Hash{k} Join") }
+        }
+        Node::SetOp { op, all, .. } => {
+            let name = match op {
+                SetOpKind::Union => "Union",
+                SetOpKind::Intersect => "Intersect",
+                SetOpKind::Except => "Except",
+            };
+            format!("{name}{}", if *all { " All" } else { "" })
+        }
+    };
+    let stats = profile
+        .and_then(|p| p.nodes.get(&(node as *const Node as usize)))
+        .map_or(String::new(), |(rows, nanos)| {
+            format!(" (actual rows={rows} time={:.3} ms)", *nanos as f64 / 1e6)
+        });
+    let line = if depth == 0 {
+        format!("{label}{stats}")
+    } else {
+        format!("{}->  {label}{stats}", " ".repeat(depth * 6 - 4))
+    };
+    out.push(line);
+    let children: Vec<&Node> = match node {
+        Node::Values { .. } | Node::Scan { .. } => vec![],
+        Node::Filter { input, .. }
+        | Node::Project { input, .. }
+        | Node::Aggregate { input, .. }
+        | Node::Sort { input, .. }
+        | Node::Limit { input, .. }
+        | Node::Distinct { input } => vec![input],
+        Node::Join { left, right, .. } | Node::SetOp { left, right, .. } => vec![left, right],
+    };
+    for c in children {
+        explain(c, depth + 1, profile, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syntax_errors_carry_a_position() {
+        let e = parse("SELECT 1 FROM WHERE").unwrap_err();
+        assert_eq!(e.code, sqlstate::SYNTAX_ERROR);
+        assert!(e.position.is_some_and(|p| p >= 15), "{e:?}");
+        let e = parse("SELEC 1").unwrap_err();
+        assert_eq!(e.position, Some(1), "{e:?}");
+    }
+
+    #[test]
+    fn as_of_clause_is_split_off() {
+        assert_eq!(
+            split_as_of("SELECT * FROM t AS OF SYSTEM TIME 123"),
+            Some(("SELECT * FROM t ", "123"))
+        );
+        assert_eq!(split_as_of("select 1"), None);
+    }
+}
