@@ -1,14 +1,16 @@
 //! `strata`: the command-line entry point.
 //!
-//! Today it offers `strata kv`, a shell over the storage engine for inspecting
-//! and exercising it; the SQL shell and the server arrive with the SQL and
-//! server issues.
+//! `strata sql` is a psql-like shell on an embedded database; `strata kv` is
+//! a shell over the storage engine underneath, for inspecting and exercising
+//! it. The PostgreSQL-protocol server is not built yet.
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+mod format;
 mod kv;
+mod sql;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -23,13 +25,37 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// A psql-like SQL shell on an embedded database.
+    ///
+    /// Reads statements from the terminal, from -c, -f, or standard input.
+    /// Type \? for the backslash commands.
+    Sql {
+        /// Database directory (created if missing).
+        #[arg(long, default_value = "strata-data")]
+        data: PathBuf,
+        /// Run this SQL (or backslash command) and exit (repeatable).
+        #[arg(short = 'c', long = "command")]
+        commands: Vec<String>,
+        /// Run the statements in FILE and exit.
+        #[arg(short = 'f', long = "file")]
+        file: Option<PathBuf>,
+        /// Print rows as CSV.
+        #[arg(long)]
+        csv: bool,
+        /// Unaligned output: columns separated by |.
+        #[arg(short = 'A', long = "no-align")]
+        unaligned: bool,
+        /// Print rows only: no header or row-count footer.
+        #[arg(short = 't', long = "tuples-only")]
+        tuples_only: bool,
+    },
     /// A shell over the versioned key-value storage engine.
     ///
     /// Reads commands from the terminal, from -c, or from standard input.
     /// Type `help` for the commands.
     Kv {
         /// Database directory (created if missing).
-        #[arg(long, default_value = "strata-data")]
+        #[arg(long, default_value = "strata-kv-data")]
         data: PathBuf,
         /// Run this command and exit (repeatable).
         #[arg(short = 'c', long = "command")]
@@ -41,5 +67,17 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Kv { data, commands } => kv::run(&data, &commands),
+        Command::Sql { data, commands, file, csv, unaligned, tuples_only } => {
+            let style = if csv {
+                format::Style::Csv
+            } else if unaligned {
+                format::Style::Unaligned
+            } else {
+                format::Style::Aligned
+            };
+            let format = format::Format { style, expanded: false, tuples_only };
+            let status = sql::run(sql::Options { data, commands, file, format })?;
+            std::process::exit(status);
+        }
     }
 }
