@@ -34,6 +34,9 @@
 //!
 //! The on-disk format is documented in `lsm/docs/format.md`.
 
+// A library reports through its return values, never by printing.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 mod batch;
 mod block;
 mod bloom;

@@ -17,6 +17,9 @@
 //!
 //! Errors are [`SqlError`]s carrying PostgreSQL SQLSTATE codes.
 
+// A library reports through its return values, never by printing.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod catalog;
 mod database;
 mod ddl;

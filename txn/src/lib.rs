@@ -52,6 +52,9 @@
 //! # Ok::<(), strata_txn::Error>(())
 //! ```
 
+// A library reports through its return values, never by printing.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod clock;
 mod conflicts;
 mod error;
