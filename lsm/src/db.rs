@@ -455,8 +455,9 @@ impl Inner {
 
     fn write_into(&self, mem: &MemTable, batch: &WriteBatch, durability: Durability) -> Result<()> {
         let wal = mem.wal().expect("the active memtable has a WAL");
-        let end = wal.append(batch.encoded())?;
-        if durability == Durability::Sync && wal.sync_to(end)? {
+        let sync = durability == Durability::Sync;
+        let end = wal.append(batch.encoded(), sync)?;
+        if sync && wal.sync_to(end)? {
             Stats::add(&self.stats.wal_syncs, 1);
         }
         let mut user_bytes = 0;

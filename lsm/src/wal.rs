@@ -1,12 +1,17 @@
 //! The write-ahead log: one file per memtable, records framed by [`crate::record`].
 //!
-//! Group commit: [`Wal::append`] writes a record to the file (into the page
-//! cache) under a short lock and returns the offset where it ends;
-//! [`Wal::sync_to`] makes everything up to an offset durable. Syncs are
-//! serialised by `synced`, and whoever performs one covers every record
-//! written before it started, so writers that queued behind an fsync usually
-//! find their record already durable and return without one. Many concurrent
-//! committers therefore share one fsync.
+//! Group commit: [`Wal::append`] adds a record and returns the offset where
+//! it ends; [`Wal::sync_to`] makes everything up to an offset durable. A
+//! record appended for a sync write is only staged in memory; the thread that
+//! performs the next fsync (a *leader*: syncs are serialised by `synced`)
+//! writes every staged record with one `pwrite`, then fsyncs. Committers that
+//! queued behind that fsync find their record durable and return without a
+//! system call of their own, so many concurrent committers share one write and
+//! one fsync. A record appended without sync is written to the OS at once
+//! (it must survive a process crash), together with anything staged before it.
+//!
+//! All writes happen under the `tail` lock in offset order, so the file is
+//! always a prefix of the log: a crash never leaves a hole before a record.
 //!
 //! Files are preallocated ([`crate::fs::preallocate`]); recovery stops at the
 //! first all-zero header.
@@ -25,18 +30,36 @@ pub struct Wal {
     number: u64,
     path: PathBuf,
     file: File,
-    /// Next write offset, and a reusable encoding buffer.
+    /// Staged records and the file offset where they will be written.
     tail: Mutex<Tail>,
-    /// Bytes written to the file so far (all appends that have completed).
+    /// Bytes written to the file so far.
     written: AtomicU64,
+    /// Bytes appended so far, staged or written.
+    appended: AtomicU64,
     /// Bytes known durable. Held across the fsync: that is the group commit.
     synced: Mutex<u64>,
 }
 
 #[derive(Debug)]
 struct Tail {
-    offset: u64,
-    buf: Vec<u8>,
+    /// File offset where `staged` starts: everything before it is written.
+    written: u64,
+    /// Encoded records not yet written to the file.
+    staged: Vec<u8>,
+}
+
+impl Tail {
+    /// Writes the staged records to the file.
+    fn flush(&mut self, file: &File, path: &Path, written: &AtomicU64) -> Result<()> {
+        if self.staged.is_empty() {
+            return Ok(());
+        }
+        file.write_all_at(&self.staged, self.written).map_err(|e| Error::io(path, e))?;
+        self.written += self.staged.len() as u64;
+        self.staged.clear();
+        written.store(self.written, Ordering::Release);
+        Ok(())
+    }
 }
 
 impl Wal {
@@ -56,8 +79,9 @@ impl Wal {
             number,
             path,
             file,
-            tail: Mutex::new(Tail { offset: 0, buf: Vec::new() }),
+            tail: Mutex::new(Tail { written: 0, staged: Vec::new() }),
             written: AtomicU64::new(0),
+            appended: AtomicU64::new(0),
             synced: Mutex::new(0),
         })
     }
@@ -70,42 +94,49 @@ impl Wal {
         &self.path
     }
 
-    /// Writes one record holding `payload`; returns the offset where it ends.
-    /// The record is in the OS page cache (it survives a process crash) but not
-    /// yet durable against power loss until [`Wal::sync_to`] covers it.
-    pub fn append(&self, payload: &[u8]) -> Result<u64> {
+    /// Appends one record holding `payload`; returns the offset where it
+    /// ends. With `will_sync`, the record is staged for the next
+    /// [`Wal::sync_to`], which the caller must then call with that offset.
+    /// Without, it is written to the OS page cache before returning: it
+    /// survives a process crash but not power loss until a sync covers it.
+    pub fn append(&self, payload: &[u8], will_sync: bool) -> Result<u64> {
         let mut tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
-        let Tail { offset, buf } = &mut *tail;
-        buf.clear();
-        record::encode(payload, buf);
-        self.file.write_all_at(buf, *offset).map_err(|e| Error::io(&self.path, e))?;
-        *offset += buf.len() as u64;
-        self.written.store(*offset, Ordering::Release);
-        Ok(*offset)
+        record::encode(payload, &mut tail.staged);
+        let end = tail.written + tail.staged.len() as u64;
+        self.appended.store(end, Ordering::Release);
+        if !will_sync {
+            tail.flush(&self.file, &self.path, &self.written)?;
+        }
+        Ok(end)
     }
 
-    /// Makes every record ending at or before `end` durable, sharing the fsync
-    /// with concurrent callers. Returns whether this call performed an fsync.
+    /// Makes every record ending at or before `end` durable, sharing the
+    /// write and the fsync with concurrent callers. Returns whether this call
+    /// performed an fsync.
     pub fn sync_to(&self, end: u64) -> Result<bool> {
         let mut synced = self.synced.lock().unwrap_or_else(|p| p.into_inner());
         if *synced >= end {
             return Ok(false);
         }
-        let target = self.written.load(Ordering::Acquire);
-        debug_assert!(target >= end, "sync target {target} below requested end {end}");
+        let target = {
+            let mut tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
+            tail.flush(&self.file, &self.path, &self.written)?;
+            tail.written
+        };
+        assert!(target >= end, "sync target {target} below requested end {end}");
         self.file.sync_data().map_err(|e| Error::io(&self.path, e))?;
         *synced = target;
         Ok(true)
     }
 
-    /// Makes everything written so far durable.
+    /// Makes everything appended so far durable.
     pub fn sync_all(&self) -> Result<bool> {
-        self.sync_to(self.written.load(Ordering::Acquire))
+        self.sync_to(self.appended.load(Ordering::Acquire))
     }
 
-    /// Bytes appended so far.
-    pub fn written_bytes(&self) -> u64 {
-        self.written.load(Ordering::Acquire)
+    /// Bytes appended so far, staged or written.
+    pub fn appended_bytes(&self) -> u64 {
+        self.appended.load(Ordering::Acquire)
     }
 }
 
@@ -135,13 +166,32 @@ mod tests {
         let wal = Wal::create(dir.path(), 1, 1 << 16).unwrap();
         let mut last = 0;
         for i in 0..100u32 {
-            last = wal.append(&i.to_le_bytes()).unwrap();
+            last = wal.append(&i.to_le_bytes(), i % 3 == 0).unwrap();
         }
         assert!(wal.sync_to(last).unwrap());
         assert!(!wal.sync_to(last).unwrap(), "already durable: no second fsync");
         let records = read_log(wal.path()).unwrap().records;
         assert_eq!(records.len(), 100);
         assert_eq!(records[42], 42u32.to_le_bytes());
+    }
+
+    #[test]
+    fn staged_records_reach_the_file_only_through_a_sync_or_a_buffered_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = Wal::create(dir.path(), 1, 1 << 16).unwrap();
+        let end = wal.append(b"staged", true).unwrap();
+        assert!(read_log(wal.path()).unwrap().records.is_empty(), "staged, not written");
+        // A buffered append writes everything before it too, in order.
+        wal.append(b"buffered", false).unwrap();
+        assert_eq!(
+            read_log(wal.path()).unwrap().records,
+            vec![b"staged".to_vec(), b"buffered".to_vec()]
+        );
+        assert!(wal.sync_to(end).unwrap());
+        let end = wal.append(b"third", true).unwrap();
+        assert!(wal.sync_to(end).unwrap());
+        assert_eq!(read_log(wal.path()).unwrap().records.len(), 3);
+        assert_eq!(wal.appended_bytes(), end);
     }
 
     #[test]
@@ -154,7 +204,7 @@ mod tests {
                 let (wal, fsyncs) = (wal.clone(), fsyncs.clone());
                 std::thread::spawn(move || {
                     for i in 0..50u32 {
-                        let end = wal.append(&(t * 1000 + i).to_le_bytes()).unwrap();
+                        let end = wal.append(&(t * 1000 + i).to_le_bytes(), true).unwrap();
                         if wal.sync_to(end).unwrap() {
                             fsyncs.fetch_add(1, Ordering::Relaxed);
                         }
