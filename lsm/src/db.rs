@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 
 use crate::batch::{self, WriteBatch};
 use crate::bloom;
-use crate::compaction::{self, GcRules, OutputSink};
+use crate::compaction::{self, GcFilter, GcRules, OutputSink, Verdict};
 use crate::error::{Error, Result, StallReason};
 use crate::fs::{self, DirLock, FileKind};
 use crate::iter::{Cursor, KeyRange, MergeCursor, Scan, seek_for};
@@ -318,8 +318,9 @@ fn recover(dir: PathBuf, opts: Options, dir_lock: DirLock) -> Result<Inner> {
     if !replayed.is_empty() {
         replayed.freeze();
         let number = next_file.fetch_add(1, Ordering::SeqCst);
-        let meta = write_memtable(&dir, &opts, number, &replayed)?;
+        let (meta, dropped) = write_memtable(&dir, &opts, number, &replayed, state.gc_watermark)?;
         Stats::add(&stats.flush_bytes_written, meta.size);
+        Stats::add(&stats.versions_dropped, dropped);
         let table = Table::open(&fs::table_path(&dir, number), &meta)?;
         version = version.apply(&HashSet::new(), vec![(0, Arc::new(table))]);
         state.levels[0].insert(number, meta);
@@ -372,14 +373,24 @@ fn write_memtable(
     opts: &Options,
     number: u64,
     mem: &Arc<MemTable>,
-) -> Result<TableMeta> {
+    watermark: Timestamp,
+) -> Result<(TableMeta, u64)> {
     let path = fs::table_path(dir, number);
     let mut b =
         TableBuilder::create(&path, number, opts.block_size_bytes, opts.bloom_bits_per_key)?;
     let mut c = mem.cursor(crate::iter::Seek::Forward(None));
+    // Versions the memtable itself shadows below the GC watermark need not
+    // reach disk (the compaction rule; a flush is never bottommost, so
+    // tombstones stay).
+    let mut filter = GcFilter::new(GcRules { watermark, bottommost: false, tombstone_horizon: 0 });
+    let mut dropped = 0;
     let result = (|| {
         while c.valid() {
-            b.add(c.key(), c.ts(), c.value())?;
+            if filter.judge(c.key(), c.ts(), c.value()) == Verdict::Keep {
+                b.add(c.key(), c.ts(), c.value())?;
+            } else {
+                dropped += 1;
+            }
             c.advance()?;
         }
         Ok(())
@@ -388,7 +399,7 @@ fn write_memtable(
         Ok(()) => {
             let meta = b.finish()?;
             fs::sync_dir(dir)?;
-            Ok(meta)
+            Ok((meta, dropped))
         }
         Err(e) => {
             b.abandon();
@@ -686,8 +697,10 @@ impl Inner {
         let mut edit = VersionEdit::default();
         if !mem.is_empty() {
             let number = self.next_file.fetch_add(1, Ordering::SeqCst);
-            let meta = write_memtable(&self.dir, &self.opts, number, mem)?;
+            let watermark = self.watermark.load(Ordering::SeqCst);
+            let (meta, dropped) = write_memtable(&self.dir, &self.opts, number, mem, watermark)?;
             Stats::add(&self.stats.flush_bytes_written, meta.size);
+            Stats::add(&self.stats.versions_dropped, dropped);
             let table = Table::open(&fs::table_path(&self.dir, number), &meta)?;
             edit.added.push((0, meta));
             added.push((0, Arc::new(table)));
