@@ -99,19 +99,16 @@ fn print_error(e: &SqlError, sql: &str) {
     if let Some(pos) = e.position {
         // psql shows the offending line and a caret under the position.
         let mut start = 0;
-        let mut line_no = 1;
         for (i, line) in sql.split_inclusive('\n').enumerate() {
             let n = line.chars().count();
             if pos <= start + n {
                 let prefix = format!("LINE {}: ", i + 1);
                 eprintln!("{prefix}{}", line.trim_end());
                 eprintln!("{}^", " ".repeat(prefix.len() + pos.saturating_sub(start + 1)));
-                line_no = 0;
                 break;
             }
             start += n;
         }
-        let _ = line_no;
     }
     if let Some(d) = &e.detail {
         eprintln!("DETAIL:  {d}");

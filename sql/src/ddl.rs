@@ -164,10 +164,9 @@ pub fn create_table(binder: &mut Binder<'_>, ct: &ast::CreateTable) -> Result<No
             table.primary_key = vec![table.columns.len() - 1];
         }
     }
-    for (i, (cname, cols)) in uniques.into_iter().enumerate() {
+    for (cname, cols) in uniques {
         let suffix: Vec<&str> = cols.iter().map(|&c| table.columns[c].name.as_str()).collect();
         let iname = cname.unwrap_or_else(|| format!("{name}_{}_key", suffix.join("_")));
-        let _ = i;
         table.indexes.push(Index {
             id: table.next_index_id,
             name: iname,

@@ -1155,16 +1155,16 @@ impl<'t> Binder<'t> {
             if with.recursive {
                 return Err(SqlError::unsupported("WITH RECURSIVE"));
             }
-            let mut scope = HashMap::new();
             self.ctes.push(HashMap::new());
             for cte in &with.cte_tables {
                 let mut planned = self.query(&cte.query)?;
                 for (c, alias) in planned.columns.iter_mut().zip(&cte.alias.columns) {
                     c.name = ident(&alias.name);
                 }
-                let p = Arc::new(planned);
-                self.ctes.last_mut().expect("pushed").insert(ident(&cte.alias.name), p.clone());
-                scope.insert(ident(&cte.alias.name), p);
+                self.ctes
+                    .last_mut()
+                    .expect("pushed")
+                    .insert(ident(&cte.alias.name), Arc::new(planned));
             }
             let result = self.query_body(q);
             self.ctes.pop();
@@ -1570,12 +1570,8 @@ impl<'t> Binder<'t> {
         let mut keys = Vec::new();
         for o in order_by {
             let by_name = match &o.expr {
-                ast::Expr::Identifier(i) => {
-                    columns.iter().position(|c| c.name == ident(i)).filter(|_| {
-                        // An output name wins over an input column of the same name.
-                        true
-                    })
-                }
+                // An output name wins over an input column of the same name.
+                ast::Expr::Identifier(i) => columns.iter().position(|c| c.name == ident(i)),
                 ast::Expr::Value(v) => Some(ordinal(&v.value, visible)?),
                 _ => None,
             };
@@ -1583,7 +1579,7 @@ impl<'t> Binder<'t> {
                 Some(c) => c,
                 None => {
                     let (x, _) = self.expr_in(&o.expr, &out_scope, &mut agg_state.as_mut())?;
-                    match exprs.iter().position(|e| format!("{e:?}") == format!("{x:?}")) {
+                    match exprs.iter().position(|e| same_expr(e, &x)) {
                         Some(c) => c,
                         None if distinct => {
                             return Err(SqlError::new(
@@ -1626,6 +1622,14 @@ impl<'t> Binder<'t> {
         }
         Ok(Planned { node, columns })
     }
+}
+
+/// Whether two bound expressions compute the same thing. The `Debug` form of a
+/// bound expression spells out its whole structure (operators, column
+/// positions, literals, types, subquery plans), so equal text means equal
+/// expressions; it is used only to reuse a select-list column for ORDER BY.
+fn same_expr(a: &Expr, b: &Expr) -> bool {
+    format!("{a:?}") == format!("{b:?}")
 }
 
 fn rename_columns(scope: &mut Scope, alias: Option<&ast::TableAlias>) {
