@@ -814,6 +814,9 @@ impl Inner {
     }
 
     fn run_compaction(&self, task: &CompactionTask) -> Result<()> {
+        if task.trivial_move {
+            return self.move_tables(task);
+        }
         let sv = self.super_version();
         let by_number = |n: &u64| -> Arc<Table> {
             sv.version
@@ -903,6 +906,31 @@ impl Inner {
         Stats::add(&self.stats.compaction_bytes_written, written);
         Stats::add(&self.stats.versions_dropped, outcome.versions_dropped);
         Stats::add(&self.stats.tombstones_dropped, outcome.tombstones_dropped);
+        Ok(())
+    }
+
+    /// Re-assigns a task's tables to its output level without rewriting them.
+    fn move_tables(&self, task: &CompactionTask) -> Result<()> {
+        let sv = self.super_version();
+        let moved: Vec<Arc<Table>> = sv.version.levels[task.level]
+            .iter()
+            .filter(|t| task.upper.contains(&t.meta().number))
+            .cloned()
+            .collect();
+        assert_eq!(
+            moved.len(),
+            task.upper.len(),
+            "trivial-move inputs are live at level {}",
+            task.level
+        );
+        let edit = VersionEdit {
+            deleted: moved.iter().map(|t| (task.level, t.meta().number)).collect(),
+            added: moved.iter().map(|t| (task.output_level, t.meta().clone())).collect(),
+            ..VersionEdit::default()
+        };
+        let added = moved.into_iter().map(|t| (task.output_level, t)).collect();
+        self.install(edit, added, None)?;
+        Stats::add(&self.stats.trivial_moves, 1);
         Ok(())
     }
 

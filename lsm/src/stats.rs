@@ -14,6 +14,7 @@ pub struct Stats {
     pub flushes: AtomicU64,
     pub flush_bytes_written: AtomicU64,
     pub compactions: AtomicU64,
+    pub trivial_moves: AtomicU64,
     pub compaction_bytes_read: AtomicU64,
     pub compaction_bytes_written: AtomicU64,
     pub versions_dropped: AtomicU64,
@@ -71,6 +72,7 @@ impl Stats {
             flushes: g(&self.flushes),
             flush_bytes_written: g(&self.flush_bytes_written),
             compactions: g(&self.compactions),
+            trivial_moves: g(&self.trivial_moves),
             compaction_bytes_read: g(&self.compaction_bytes_read),
             compaction_bytes_written: g(&self.compaction_bytes_written),
             versions_dropped: g(&self.versions_dropped),
@@ -113,6 +115,8 @@ pub struct StatsSnapshot {
     pub flushes: u64,
     pub flush_bytes_written: u64,
     pub compactions: u64,
+    /// Compactions done by re-assigning tables to the next level, without I/O.
+    pub trivial_moves: u64,
     pub compaction_bytes_read: u64,
     pub compaction_bytes_written: u64,
     /// Versions removed by garbage collection during compaction.

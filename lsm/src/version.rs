@@ -97,6 +97,10 @@ pub struct CompactionTask {
     /// No deeper level holds data in the task's key range, so tombstones at or
     /// below the GC watermark can be dropped.
     pub bottommost: bool,
+    /// The inputs overlap nothing in the output level nor (for level 0) each
+    /// other, so they can be re-assigned to it without rewriting: a *trivial
+    /// move*. Never set for a full compaction, which promises GC.
+    pub trivial_move: bool,
 }
 
 fn key_span<'a>(tables: &[&'a TableMeta]) -> (&'a [u8], &'a [u8]) {
@@ -154,6 +158,13 @@ pub fn pick_compaction(
     };
     let (lo, hi) = key_span(&upper);
     let lower = overlapping(&levels[level + 1], lo, hi);
+    let disjoint = {
+        let mut spans: Vec<(&[u8], &[u8])> =
+            upper.iter().map(|t| (t.smallest.as_slice(), t.largest.as_slice())).collect();
+        spans.sort();
+        spans.windows(2).all(|w| w[0].1 < w[1].0)
+    };
+    let trivial_move = lower.is_empty() && disjoint;
     let mut all = upper.clone();
     all.extend(&lower);
     let (lo, hi) = key_span(&all);
@@ -163,6 +174,7 @@ pub fn pick_compaction(
         lower: lower.iter().map(|t| t.number).collect(),
         output_level: level + 1,
         bottommost: is_bottommost(levels, level + 1, lo, hi),
+        trivial_move,
     })
 }
 
@@ -176,7 +188,14 @@ pub fn full_compaction(levels: &[Vec<&TableMeta>]) -> Option<CompactionTask> {
         upper.extend(level.iter().map(|t| t.number));
     }
     let lower = levels[output_level].iter().map(|t| t.number).collect();
-    Some(CompactionTask { level: output_level - 1, upper, lower, output_level, bottommost: true })
+    Some(CompactionTask {
+        level: output_level - 1,
+        upper,
+        lower,
+        output_level,
+        bottommost: true,
+        trivial_move: false,
+    })
 }
 
 #[cfg(test)]
@@ -226,6 +245,25 @@ mod tests {
         assert_eq!(task.upper, vec![9, 8]);
         assert_eq!(task.lower, vec![4]);
         assert!(!task.bottommost, "level 2 holds key d inside the task's range");
+        assert!(!task.trivial_move);
+    }
+
+    #[test]
+    fn non_overlapping_inputs_move_without_rewriting() {
+        // Sequential data: level-0 tables after everything in level 1.
+        let (a, b) = (meta(9, "m", "n", 10), meta(8, "k", "l", 10));
+        let old = meta(3, "a", "c", 10);
+        let levels = vec![vec![&a, &b], vec![&old], vec![]];
+        let task = pick_compaction(&levels, &policy(), &[]).unwrap();
+        assert!(task.trivial_move && task.lower.is_empty(), "{task:?}");
+        // Overlapping level-0 tables must be merged.
+        let c = meta(7, "k", "m", 10);
+        let levels = vec![vec![&a, &c], vec![&old], vec![]];
+        assert!(!pick_compaction(&levels, &policy(), &[]).unwrap().trivial_move);
+        assert!(
+            !full_compaction(&[vec![&a], vec![]]).unwrap().trivial_move,
+            "full compactions rewrite (GC)"
+        );
     }
 
     #[test]
