@@ -126,8 +126,10 @@ fn is_bottommost(levels: &[Vec<&TableMeta>], output: usize, lo: &[u8], hi: &[u8]
 /// Scores: level 0 is `files / l0_trigger`; level `n >= 1` is
 /// `bytes / level_target(n)`; the last level is never a source. The level with
 /// the highest score of at least 1 is compacted: all of level 0, or in a deeper
-/// level the first table after that level's `pointer` (round robin), together
-/// with the overlapping tables of the next level.
+/// level the table whose overlap with the next level is smallest relative to
+/// its own size (RocksDB's `kMinOverlappingRatio`: the least rewriting per
+/// byte moved down), together with the overlapping tables of the next level.
+/// Ties go to the first table after that level's `pointer` (round robin).
 pub fn pick_compaction(
     levels: &[Vec<&TableMeta>],
     policy: &CompactionPolicy,
@@ -150,11 +152,20 @@ pub fn pick_compaction(
         levels[0].clone()
     } else {
         let pointer = pointers.get(level).map_or(&[][..], |p| p.as_slice());
-        let pick = levels[level]
-            .iter()
-            .find(|t| t.smallest.as_slice() > pointer)
-            .or_else(|| levels[level].first())?;
-        vec![*pick]
+        let start = levels[level].iter().position(|t| t.smallest.as_slice() > pointer).unwrap_or(0);
+        let n = levels[level].len();
+        let ratio = |t: &TableMeta| {
+            let below: u64 = overlapping(&levels[level + 1], &t.smallest, &t.largest)
+                .iter()
+                .map(|o| o.size)
+                .sum();
+            below as f64 / t.size.max(1) as f64
+        };
+        // Scan in round-robin order from the pointer so ties rotate.
+        let pick = (0..n)
+            .map(|i| levels[level][(start + i) % n])
+            .min_by(|a, b| ratio(a).total_cmp(&ratio(b)))?;
+        vec![pick]
     };
     let (lo, hi) = key_span(&upper);
     let lower = overlapping(&levels[level + 1], lo, hi);
@@ -267,16 +278,27 @@ mod tests {
     }
 
     #[test]
-    fn deeper_level_uses_round_robin_pointer() {
+    fn deeper_level_picks_the_least_overlapping_table() {
+        // Table 1 overlaps 10 bytes below per 80 bytes; table 2 overlaps 200.
         let (a, b) = (meta(1, "a", "b", 80), meta(2, "m", "n", 80));
-        let c = meta(3, "m", "m", 10);
-        let levels = vec![vec![], vec![&a, &b], vec![&c]];
-        let first = pick_compaction(&levels, &policy(), &[]).unwrap();
-        assert_eq!((first.upper.clone(), first.lower.clone()), (vec![1], vec![]));
-        assert!(first.bottommost);
+        let (c, d) = (meta(3, "a", "a", 10), meta(4, "m", "m", 200));
+        let levels = vec![vec![], vec![&a, &b], vec![&c, &d]];
+        let task = pick_compaction(&levels, &policy(), &[]).unwrap();
+        assert_eq!((task.upper, task.lower), (vec![1], vec![3]));
+        // Even when the round-robin pointer has passed it.
         let pointers = vec![vec![], b"a".to_vec()];
-        let second = pick_compaction(&levels, &policy(), &pointers).unwrap();
-        assert_eq!((second.upper, second.lower), (vec![2], vec![3]));
+        assert_eq!(pick_compaction(&levels, &policy(), &pointers).unwrap().upper, vec![1]);
+    }
+
+    #[test]
+    fn equal_overlap_rotates_with_the_pointer() {
+        let (a, b) = (meta(1, "a", "b", 80), meta(2, "m", "n", 80));
+        let levels = vec![vec![], vec![&a, &b], vec![]];
+        let first = pick_compaction(&levels, &policy(), &[]).unwrap();
+        assert_eq!(first.upper, vec![1]);
+        assert!(first.bottommost && first.trivial_move);
+        let pointers = vec![vec![], b"a".to_vec()];
+        assert_eq!(pick_compaction(&levels, &policy(), &pointers).unwrap().upper, vec![2]);
     }
 
     #[test]
