@@ -109,11 +109,30 @@ impl Database {
                     )),
                 });
             match outcome {
-                Err(e) if e.is_retryable() && attempt < TRANSACTION_ATTEMPTS => attempt += 1,
+                Err(e) if e.is_retryable() && attempt < TRANSACTION_ATTEMPTS => {
+                    std::thread::sleep(backoff(attempt));
+                    attempt += 1;
+                }
                 other => return other,
             }
         }
     }
+}
+
+/// Jittered exponential backoff before retry `attempt` (1-based): uniform in
+/// [d/2, d) with d = 200 us doubling up to 50 ms, so that conflicting
+/// transactions spread out instead of colliding again.
+fn backoff(attempt: u32) -> std::time::Duration {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static STATE: AtomicU64 = AtomicU64::new(0x9e37_79b9_7f4a_7c15);
+    let mut x = STATE.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
+    x ^= x >> 31;
+    x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x ^= x >> 29;
+    let d = std::time::Duration::from_micros(200)
+        .saturating_mul(1 << attempt.min(8))
+        .min(std::time::Duration::from_millis(50));
+    d.mul_f64(0.5 + (x % 1000) as f64 / 2000.0)
 }
 
 /// Rows of a query result.

@@ -382,21 +382,36 @@ pub fn text_of(v: &Value) -> String {
 }
 
 fn date_arith(op: ArithOp, l: Value, r: Value) -> Result<Value> {
+    use crate::types::{DATE_END_DAYS, DATE_MIN_DAYS, DATE_NEG_INFINITY, DATE_POS_INFINITY};
+    let infinite = |d: i32| d == DATE_NEG_INFINITY || d == DATE_POS_INFINITY;
     let out_of_range = || SqlError::new(sqlstate::DATETIME_FIELD_OVERFLOW, "date out of range");
-    Ok(match (op, l, r) {
-        (_, Value::Null, _) | (_, _, Value::Null) => Value::Null,
+    // date ± days: infinities stay put; finite results must stay in range.
+    let shift = |d: i32, days: Option<i64>| -> Result<Value> {
+        if infinite(d) {
+            return Ok(Value::Date(d));
+        }
+        let r = days.and_then(|n| i64::from(d).checked_add(n)).ok_or_else(out_of_range)?;
+        if !(DATE_MIN_DAYS..DATE_END_DAYS).contains(&r) {
+            return Err(out_of_range());
+        }
+        Ok(Value::Date(i32::try_from(r).map_err(|_| out_of_range())?))
+    };
+    match (op, l, r) {
+        (_, Value::Null, _) | (_, _, Value::Null) => Ok(Value::Null),
         (ArithOp::Add, Value::Date(d), Value::Int(n))
-        | (ArithOp::Add, Value::Int(n), Value::Date(d)) => {
-            Value::Date(i32::try_from(i64::from(d) + n).map_err(|_| out_of_range())?)
+        | (ArithOp::Add, Value::Int(n), Value::Date(d)) => shift(d, Some(n)),
+        (ArithOp::Sub, Value::Date(d), Value::Int(n)) => shift(d, n.checked_neg()),
+        (ArithOp::Sub, Value::Date(a), Value::Date(b)) => {
+            if infinite(a) || infinite(b) {
+                return Err(SqlError::new(
+                    sqlstate::DATETIME_FIELD_OVERFLOW,
+                    "cannot subtract infinite dates",
+                ));
+            }
+            Ok(Value::Int(i64::from(a) - i64::from(b)))
         }
-        (ArithOp::Sub, Value::Date(d), Value::Int(n)) => {
-            Value::Date(i32::try_from(i64::from(d) - n).map_err(|_| out_of_range())?)
-        }
-        (ArithOp::Sub, Value::Date(a), Value::Date(b)) => Value::Int(i64::from(a) - i64::from(b)),
-        (op, l, r) => {
-            return Err(SqlError::internal(format!("date arithmetic {op:?} on {l:?} and {r:?}")));
-        }
-    })
+        (op, l, r) => Err(SqlError::internal(format!("date arithmetic {op:?} on {l:?} and {r:?}"))),
+    }
 }
 
 /// SQL LIKE: `%` matches any run, `_` one character, `\` escapes.

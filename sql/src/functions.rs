@@ -228,7 +228,7 @@ pub fn call(f: Func, args: Vec<Value>, ty: &DataType, cx: &mut Cx<'_>) -> Result
         }
         Func::Repeat => {
             let n = int_arg(&args[1])?.max(0) as usize;
-            if s(0).len().saturating_mul(n) > 1 << 30 {
+            if s(0).len().saturating_mul(n) > MAX_RESULT_CHARS as usize {
                 return Err(SqlError::new(
                     sqlstate::PROGRAM_LIMIT_EXCEEDED,
                     "requested length too large",
@@ -239,6 +239,12 @@ pub fn call(f: Func, args: Vec<Value>, ty: &DataType, cx: &mut Cx<'_>) -> Result
         Func::Reverse => Value::Text(s(0).chars().rev().collect()),
         Func::Lpad | Func::Rpad => {
             let fill = if args.len() > 2 { s(2) } else { " ".to_string() };
+            if int_arg(&args[1])? > MAX_RESULT_CHARS {
+                return Err(SqlError::new(
+                    sqlstate::PROGRAM_LIMIT_EXCEEDED,
+                    "requested length too large",
+                ));
+            }
             Value::Text(pad(&s(0), int_arg(&args[1])?, &fill, f == Func::Lpad))
         }
         Func::Strpos => Value::Int(match s(0).find(&s(1)) {
@@ -374,6 +380,10 @@ fn int_name(ty: &DataType) -> &'static str {
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
+/// The longest string a function may build (PostgreSQL's limit is 1 GB; ours
+/// is lower so that one statement cannot take the process's memory).
+const MAX_RESULT_CHARS: i64 = 1 << 28;
+
 /// (year, month, day) of a day number counted from 2000-01-01 (Howard
 /// Hinnant's civil_from_days, shifted to PostgreSQL's epoch).
 fn civil(days_since_2000: i64) -> (i64, i64, i64) {
@@ -402,7 +412,7 @@ fn days(y: i64, m: i64, d: i64) -> i64 {
 fn micros_of(v: &Value) -> Result<i64> {
     match v {
         Value::Timestamp(t) => Ok(*t),
-        Value::Date(d) => Ok(i64::from(*d) * MICROS_PER_DAY),
+        Value::Date(d) => crate::types::date_to_timestamp(*d),
         other => match other.cast(&DataType::Timestamp)? {
             Value::Timestamp(t) => Ok(t),
             _ => Err(SqlError::internal("timestamp cast")),
@@ -412,6 +422,13 @@ fn micros_of(v: &Value) -> Result<i64> {
 
 fn date_part(field: &str, v: &Value) -> Result<Value> {
     let t = micros_of(v)?;
+    // PostgreSQL: the parts of an infinite timestamp are infinite.
+    if t == crate::types::TIMESTAMP_POS_INFINITY {
+        return Ok(Value::Float(f64::INFINITY));
+    }
+    if t == crate::types::TIMESTAMP_NEG_INFINITY {
+        return Ok(Value::Float(f64::NEG_INFINITY));
+    }
     let day = t.div_euclid(MICROS_PER_DAY);
     let tod = t.rem_euclid(MICROS_PER_DAY);
     let (y, m, d) = civil(day);
@@ -438,6 +455,9 @@ fn date_part(field: &str, v: &Value) -> Result<Value> {
 
 fn date_trunc(field: &str, v: &Value) -> Result<Value> {
     let t = micros_of(v)?;
+    if t == crate::types::TIMESTAMP_POS_INFINITY || t == crate::types::TIMESTAMP_NEG_INFINITY {
+        return Ok(Value::Timestamp(t));
+    }
     let day = t.div_euclid(MICROS_PER_DAY);
     let tod = t.rem_euclid(MICROS_PER_DAY);
     let (y, m, _) = civil(day);

@@ -933,7 +933,17 @@ impl<'t> Binder<'t> {
                     (Expr::Literal(Value::Int(i)), ty)
                 } else {
                     let ty = DataType::Numeric { precision: None, scale: None };
-                    (Expr::Literal(Value::parse(n, &ty)?), ty)
+                    match Value::parse(n, &ty) {
+                        Ok(v) => (Expr::Literal(v), ty),
+                        // Beyond what our NUMERIC holds (about 28 digits):
+                        // read it as double precision rather than fail.
+                        Err(e) => match n.parse::<f64>() {
+                            Ok(f) if f.is_finite() => {
+                                (Expr::Literal(Value::Float(f)), DataType::Float8)
+                            }
+                            _ => return Err(e),
+                        },
+                    }
                 }
             }
             ast::Value::SingleQuotedString(s)

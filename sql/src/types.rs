@@ -123,16 +123,16 @@ const USECS_PER_DAY: i64 = 86_400_000_000;
 /// `days_from_civil(2000, 1, 1)`: PostgreSQL's epoch in Unix days.
 const PG_EPOCH_UNIX_DAYS: i64 = days_from_civil(2000, 1, 1);
 /// 4714-11-24 BC (Julian day 0), the first valid date and timestamp.
-const DATE_MIN_DAYS: i64 = days_from_civil(-4713, 11, 24) - PG_EPOCH_UNIX_DAYS;
+pub(crate) const DATE_MIN_DAYS: i64 = days_from_civil(-4713, 11, 24) - PG_EPOCH_UNIX_DAYS;
 /// 5874898-01-01, the first date past the valid range.
-const DATE_END_DAYS: i64 = days_from_civil(5_874_898, 1, 1) - PG_EPOCH_UNIX_DAYS;
+pub(crate) const DATE_END_DAYS: i64 = days_from_civil(5_874_898, 1, 1) - PG_EPOCH_UNIX_DAYS;
 const TIMESTAMP_MIN: i64 = DATE_MIN_DAYS * USECS_PER_DAY;
 /// 294277-01-01 00:00:00, the first timestamp past the valid range.
 const TIMESTAMP_END: i64 = (days_from_civil(294_277, 1, 1) - PG_EPOCH_UNIX_DAYS) * USECS_PER_DAY;
-const DATE_NEG_INFINITY: i32 = i32::MIN;
-const DATE_POS_INFINITY: i32 = i32::MAX;
-const TIMESTAMP_NEG_INFINITY: i64 = i64::MIN;
-const TIMESTAMP_POS_INFINITY: i64 = i64::MAX;
+pub(crate) const DATE_NEG_INFINITY: i32 = i32::MIN;
+pub(crate) const DATE_POS_INFINITY: i32 = i32::MAX;
+pub(crate) const TIMESTAMP_NEG_INFINITY: i64 = i64::MIN;
+pub(crate) const TIMESTAMP_POS_INFINITY: i64 = i64::MAX;
 
 // ---------------------------------------------------------------------------
 // Errors
@@ -997,7 +997,7 @@ fn numeric_to_f32(d: &Decimal) -> f32 {
     d.to_string().parse().expect("a decimal prints as a valid float")
 }
 
-fn date_to_timestamp(d: i32) -> Result<i64> {
+pub(crate) fn date_to_timestamp(d: i32) -> Result<i64> {
     match d {
         DATE_NEG_INFINITY => Ok(TIMESTAMP_NEG_INFINITY),
         DATE_POS_INFINITY => Ok(TIMESTAMP_POS_INFINITY),
