@@ -189,7 +189,8 @@ impl Expr {
         }
     }
 
-    fn children(&self) -> Vec<&Expr> {
+    /// The expressions directly inside this one (not inside subquery plans).
+    pub(crate) fn children(&self) -> Vec<&Expr> {
         match self {
             Expr::Literal(_) | Expr::Column(_) | Expr::Outer { .. } | Expr::Param(_) => vec![],
             Expr::Not(e) | Expr::Negate(e, _) | Expr::IsNull(e, _) | Expr::Cast(e, _) => vec![e],
@@ -216,6 +217,39 @@ impl Expr {
             Expr::InSubquery { expr, .. } => vec![expr],
             Expr::Exists { .. } | Expr::ScalarSubquery(_) => vec![],
             Expr::Func(_, args, _) => args.iter().collect(),
+        }
+    }
+
+    /// [`Expr::children`], mutably.
+    pub(crate) fn children_mut(&mut self) -> Vec<&mut Expr> {
+        match self {
+            Expr::Literal(_) | Expr::Column(_) | Expr::Outer { .. } | Expr::Param(_) => vec![],
+            Expr::Not(e) | Expr::Negate(e, _) | Expr::IsNull(e, _) | Expr::Cast(e, _) => vec![e],
+            Expr::And(a, b)
+            | Expr::Or(a, b)
+            | Expr::Compare(_, a, b)
+            | Expr::Arith(_, a, b, _)
+            | Expr::Concat(a, b) => {
+                vec![a, b]
+            }
+            Expr::DateArith { left, right, .. } => vec![left, right],
+            Expr::IsDistinct(a, b, _) => vec![a, b],
+            Expr::Case { operand, whens, otherwise } => {
+                let mut v: Vec<&mut Expr> = operand.iter_mut().map(|b| &mut **b).collect();
+                for (w, t) in whens.iter_mut() {
+                    v.push(w);
+                    v.push(t);
+                }
+                v.extend(otherwise.iter_mut().map(|b| &mut **b));
+                v
+            }
+            Expr::Like { expr, pattern, .. } => vec![expr, pattern],
+            Expr::InList { expr, list, .. } => {
+                std::iter::once(&mut **expr).chain(list.iter_mut()).collect()
+            }
+            Expr::InSubquery { expr, .. } => vec![expr],
+            Expr::Exists { .. } | Expr::ScalarSubquery(_) => vec![],
+            Expr::Func(_, args, _) => args.iter_mut().collect(),
         }
     }
 

@@ -421,115 +421,29 @@ fn and_all(mut es: Vec<Expr>) -> Option<Expr> {
     Some(es.into_iter().rev().fold(first, |acc, e| Expr::And(Box::new(e), Box::new(acc))))
 }
 
-/// The largest column index an expression reads from its own row, if any.
+/// The columns of its own row an expression reads. A subquery may read the
+/// row through outer references, so it counts as reading every column
+/// (`usize::MAX`).
 fn columns_read(e: &Expr, out: &mut Vec<usize>) {
     match e {
         Expr::Column(i) => out.push(*i),
-        Expr::Literal(_) | Expr::Outer { .. } | Expr::Param(_) => {}
-        Expr::Not(a) | Expr::Negate(a, _) | Expr::IsNull(a, _) | Expr::Cast(a, _) => {
-            columns_read(a, out)
-        }
-        Expr::And(a, b)
-        | Expr::Or(a, b)
-        | Expr::Compare(_, a, b)
-        | Expr::Arith(_, a, b, _)
-        | Expr::Concat(a, b)
-        | Expr::IsDistinct(a, b, _) => {
-            columns_read(a, out);
-            columns_read(b, out);
-        }
-        Expr::DateArith { left, right, .. } => {
-            columns_read(left, out);
-            columns_read(right, out);
-        }
-        Expr::Case { operand, whens, otherwise } => {
-            if let Some(o) = operand {
-                columns_read(o, out);
-            }
-            for (w, t) in whens {
-                columns_read(w, out);
-                columns_read(t, out);
-            }
-            if let Some(o) = otherwise {
-                columns_read(o, out);
-            }
-        }
-        Expr::Like { expr, pattern, .. } => {
-            columns_read(expr, out);
-            columns_read(pattern, out);
-        }
-        Expr::InList { expr, list, .. } => {
-            columns_read(expr, out);
-            for l in list {
-                columns_read(l, out);
-            }
-        }
-        // Subqueries may read the row through outer references: treat them
-        // as reading every column.
         Expr::InSubquery { .. } | Expr::Exists { .. } | Expr::ScalarSubquery(_) => {
             out.push(usize::MAX)
         }
-        Expr::Func(_, args, _) => {
-            for a in args {
-                columns_read(a, out);
-            }
-        }
+        _ => {}
+    }
+    for c in e.children() {
+        columns_read(c, out);
     }
 }
 
 /// Rewrites column references `i` to `i - by` (for the right side of a join).
 fn shift_columns(e: &mut Expr, by: usize) {
-    match e {
-        Expr::Column(i) => *i -= by,
-        Expr::Not(a) | Expr::Negate(a, _) | Expr::IsNull(a, _) | Expr::Cast(a, _) => {
-            shift_columns(a, by)
-        }
-        Expr::And(a, b)
-        | Expr::Or(a, b)
-        | Expr::Compare(_, a, b)
-        | Expr::Arith(_, a, b, _)
-        | Expr::Concat(a, b)
-        | Expr::IsDistinct(a, b, _) => {
-            shift_columns(a, by);
-            shift_columns(b, by);
-        }
-        Expr::DateArith { left, right, .. } => {
-            shift_columns(left, by);
-            shift_columns(right, by);
-        }
-        Expr::Case { operand, whens, otherwise } => {
-            if let Some(o) = operand {
-                shift_columns(o, by);
-            }
-            for (w, t) in whens {
-                shift_columns(w, by);
-                shift_columns(t, by);
-            }
-            if let Some(o) = otherwise {
-                shift_columns(o, by);
-            }
-        }
-        Expr::Like { expr, pattern, .. } => {
-            shift_columns(expr, by);
-            shift_columns(pattern, by);
-        }
-        Expr::InList { expr, list, .. } => {
-            shift_columns(expr, by);
-            for l in list {
-                shift_columns(l, by);
-            }
-        }
-        Expr::Func(_, args, _) => {
-            for a in args {
-                shift_columns(a, by);
-            }
-        }
-        Expr::Literal(_)
-        | Expr::Outer { .. }
-        | Expr::Param(_)
-        | Expr::InSubquery { .. }
-        | Expr::Exists { .. }
-        | Expr::ScalarSubquery(_) => {}
+    if let Expr::Column(i) = e {
+        *i -= by;
+    }
+    for c in e.children_mut() {
+        shift_columns(c, by);
     }
 }
 
