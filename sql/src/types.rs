@@ -988,6 +988,21 @@ fn float_to_numeric(f: f64, is_real: bool) -> Result<Decimal> {
     decimal_from_literal(&literal)
 }
 
+/// Consumes an optional `+` or `-` at `*i`; returns whether it was `-`.
+fn take_sign(b: &[u8], i: &mut usize) -> bool {
+    match b.get(*i) {
+        Some(b'-') => {
+            *i += 1;
+            true
+        }
+        Some(b'+') => {
+            *i += 1;
+            false
+        }
+        _ => false,
+    }
+}
+
 /// numeric to double precision, correctly rounded (as PostgreSQL, via text).
 fn numeric_to_f64(d: &Decimal) -> f64 {
     d.to_string().parse().expect("a decimal prints as a valid float")
@@ -1067,17 +1082,7 @@ fn parse_int(text: &str, ty: &DataType) -> Result<i64> {
     while i < b.len() && is_pg_space(b[i]) {
         i += 1;
     }
-    let negative = match b.get(i) {
-        Some(b'-') => {
-            i += 1;
-            true
-        }
-        Some(b'+') => {
-            i += 1;
-            false
-        }
-        _ => false,
-    };
+    let negative = take_sign(b, &mut i);
     let digits_start = i;
     let mut magnitude: i128 = 0;
     while i < b.len() && b[i].is_ascii_digit() {
@@ -1115,17 +1120,7 @@ struct DecimalLiteral {
 fn parse_decimal_literal(s: &str) -> Option<DecimalLiteral> {
     let b = s.as_bytes();
     let mut i = 0;
-    let negative = match b.first() {
-        Some(b'-') => {
-            i += 1;
-            true
-        }
-        Some(b'+') => {
-            i += 1;
-            false
-        }
-        _ => false,
-    };
+    let negative = take_sign(b, &mut i);
     let mut digits = Vec::new();
     while i < b.len() && b[i].is_ascii_digit() {
         digits.push(b[i] - b'0');
@@ -1146,17 +1141,7 @@ fn parse_decimal_literal(s: &str) -> Option<DecimalLiteral> {
     let mut exponent: i64 = 0;
     if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
         i += 1;
-        let exponent_negative = match b.get(i) {
-            Some(b'-') => {
-                i += 1;
-                true
-            }
-            Some(b'+') => {
-                i += 1;
-                false
-            }
-            _ => false,
-        };
+        let exponent_negative = take_sign(b, &mut i);
         let start = i;
         while i < b.len() && b[i].is_ascii_digit() {
             // Saturate: anything this large overflows or underflows anyway.
