@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use strata_lsm::KeyRange;
 use strata_txn::history::{self, Op, Outcome, Recorded};
-use strata_txn::{Error, Isolation, Store, Txn, TxnOptions};
+use strata_txn::{Error, Isolation, RetryPolicy, Store, Txn, TxnOptions};
 
 /// A small xorshift generator: deterministic per thread.
 struct Rng(u64);
@@ -25,8 +25,14 @@ impl Rng {
     }
 }
 
+/// These tests check safety, not liveness: on a loaded two-core machine a
+/// hot-key transaction can lose twenty races in a row, so retry until it wins.
 fn options() -> TxnOptions {
-    TxnOptions { engine: strata_lsm::Options::small_for_tests(), ..TxnOptions::default() }
+    TxnOptions {
+        engine: strata_lsm::Options::small_for_tests(),
+        retry: RetryPolicy { max_attempts: 10_000, ..RetryPolicy::default() },
+        ..TxnOptions::default()
+    }
 }
 
 fn list_key(key: u64) -> Vec<u8> {
