@@ -355,7 +355,8 @@ pub fn alter_table(binder: &mut Binder<'_>, at: &ast::AlterTable) -> Result<Noti
                     Some(d) => {
                         let e =
                             binder.expr_as(&parse_stored_expr(d)?, &Scope::default(), &col.ty)?.0;
-                        let mut cx = crate::exec::Cx::new(binder.txn, &[], 0, usize::MAX);
+                        let limits = crate::exec::Limits::memory(usize::MAX);
+                        let mut cx = crate::exec::Cx::new(binder.txn, &[], 0, &limits);
                         e.eval(&[], &mut cx)?.assign(&col.ty)?
                     }
                     None => Value::Null,

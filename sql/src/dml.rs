@@ -17,7 +17,7 @@ use sqlparser::parser::Parser;
 use crate::catalog::{self, Column, Index, PRIMARY_INDEX, Table};
 use crate::encoding::{encode_key, encode_row};
 use crate::error::{Result, SqlError, sqlstate};
-use crate::exec::{self, Cx, Row};
+use crate::exec::{self, Cx, Limits, Row};
 use crate::expr::{Expr, truth};
 use crate::plan::{self, Binder, Node, OutputColumn, Scope, ident, object_name};
 use crate::types::{DataType, Value};
@@ -27,6 +27,13 @@ use crate::types::{DataType, Value};
 pub struct Changed {
     pub count: u64,
     pub returning: Option<(Vec<OutputColumn>, Vec<Row>)>,
+}
+
+impl Changed {
+    /// What a describe-only statement reports: its RETURNING columns, no rows.
+    fn described(returning: Option<(Vec<OutputColumn>, Vec<Expr>)>) -> Changed {
+        Changed { count: 0, returning: returning.map(|(columns, _)| (columns, Vec::new())) }
+    }
 }
 
 /// The encoded primary-key columns of `row` (without the table prefix).
@@ -253,7 +260,7 @@ pub fn insert(
     ins: &ast::Insert,
     params: &[Value],
     now: i64,
-    memory: usize,
+    limits: &Limits,
     new_rowid: &mut dyn FnMut() -> Result<i64>,
 ) -> Result<Changed> {
     let ast::TableObject::TableName(name) = &ins.table else {
@@ -365,6 +372,9 @@ pub fn insert(
         Some(other) => return Err(SqlError::unsupported(format!("{other}"))),
     };
     let returning = returning(binder, &table, &ins.returning)?;
+    if binder.describe_only {
+        return Ok(Changed::described(returning));
+    }
     let explicit_default: Vec<Vec<bool>> = match &*source.body {
         ast::SetExpr::Values(v) => v
             .rows
@@ -374,7 +384,7 @@ pub fn insert(
         _ => Vec::new(),
     };
 
-    let mut cx = Cx::new(binder.txn, params, now, memory);
+    let mut cx = Cx::new(binder.txn, params, now, limits);
     let mut op = exec::build(&planned);
     let mut count = 0;
     let mut returned = Vec::new();
@@ -472,17 +482,13 @@ fn replace_row(
     Ok(())
 }
 
-/// The rows of `table` matching `selection`, materialized before any change
-/// (so a statement never sees its own writes).
-fn matching_rows(
+/// Plans the scan for the rows of `table` matching `selection`.
+fn matching_plan(
     binder: &mut Binder<'_>,
     table: &Arc<Table>,
     alias: Option<&str>,
     selection: &Option<ast::Expr>,
-    params: &[Value],
-    now: i64,
-    memory: usize,
-) -> Result<Vec<Row>> {
+) -> Result<Node> {
     let scope = Scope::of_table(table, alias);
     let mut node =
         Node::Scan { table: table.clone(), access: plan::Access::Full, for_update: false };
@@ -500,8 +506,20 @@ fn matching_rows(
             predicate,
         };
     }
-    let mut cx = Cx::new(binder.txn, params, now, memory);
-    let mut op = exec::build(&node);
+    Ok(node)
+}
+
+/// The rows `node` yields, materialized before any change (so a statement
+/// never sees its own writes).
+fn matching_rows(
+    binder: &mut Binder<'_>,
+    node: &Node,
+    params: &[Value],
+    now: i64,
+    limits: &Limits,
+) -> Result<Vec<Row>> {
+    let mut cx = Cx::new(binder.txn, params, now, limits);
+    let mut op = exec::build(node);
     let mut rows = Vec::new();
     while let Some(r) = op.next(&mut cx)? {
         cx.charge(exec::row_size(&r))?;
@@ -532,7 +550,7 @@ pub fn update(
     up: &ast::Update,
     params: &[Value],
     now: i64,
-    memory: usize,
+    limits: &Limits,
 ) -> Result<Changed> {
     if up.from.is_some() {
         return Err(SqlError::unsupported("UPDATE ... FROM"));
@@ -568,8 +586,12 @@ pub fn update(
     }
     let rules = row_rules(binder, &table)?;
     let returning = returning(binder, &table, &up.returning)?;
-    let rows = matching_rows(binder, &table, alias.as_deref(), &up.selection, params, now, memory)?;
-    let mut cx = Cx::new(binder.txn, params, now, memory);
+    let plan = matching_plan(binder, &table, alias.as_deref(), &up.selection)?;
+    if binder.describe_only {
+        return Ok(Changed::described(returning));
+    }
+    let rows = matching_rows(binder, &plan, params, now, limits)?;
+    let mut cx = Cx::new(binder.txn, params, now, limits);
     let mut returned = Vec::new();
     for old in &rows {
         let mut new = old.clone();
@@ -593,7 +615,7 @@ pub fn delete(
     del: &ast::Delete,
     params: &[Value],
     now: i64,
-    memory: usize,
+    limits: &Limits,
 ) -> Result<Changed> {
     if del.using.is_some() || !del.tables.is_empty() {
         return Err(SqlError::unsupported("DELETE ... USING"));
@@ -606,9 +628,12 @@ pub fn delete(
     };
     let (table, alias) = target_table(binder, target)?;
     let returning = returning(binder, &table, &del.returning)?;
-    let rows =
-        matching_rows(binder, &table, alias.as_deref(), &del.selection, params, now, memory)?;
-    let mut cx = Cx::new(binder.txn, params, now, memory);
+    let plan = matching_plan(binder, &table, alias.as_deref(), &del.selection)?;
+    if binder.describe_only {
+        return Ok(Changed::described(returning));
+    }
+    let rows = matching_rows(binder, &plan, params, now, limits)?;
+    let mut cx = Cx::new(binder.txn, params, now, limits);
     let mut returned = Vec::new();
     for row in &rows {
         delete_row(&table, row, &pk_bytes(&table, row), &mut cx)?;

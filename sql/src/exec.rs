@@ -11,6 +11,8 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::time::Instant;
 
 use strata_lsm::KeyRange;
@@ -26,6 +28,48 @@ use crate::types::{DataType, Value};
 /// A row of values.
 pub type Row = Vec<Value>;
 
+/// A flag another thread raises to cancel the statement a session is running
+/// (a wire-protocol CancelRequest, Ctrl-C in the shell). Cheap to clone; all
+/// clones share the flag.
+#[derive(Clone, Debug, Default)]
+pub struct Interrupt(Arc<AtomicBool>);
+
+impl Interrupt {
+    /// Asks the running statement to stop; it fails with SQLSTATE 57014.
+    pub fn cancel(&self) {
+        self.0.store(true, AtomicOrdering::Release);
+    }
+
+    /// Clears a cancel request that arrived between statements.
+    pub fn reset(&self) {
+        self.0.store(false, AtomicOrdering::Release);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(AtomicOrdering::Acquire)
+    }
+}
+
+/// What bounds one statement: memory for materializing operators, a cancel
+/// flag and an optional deadline (`statement_timeout`).
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub memory: usize,
+    pub interrupt: Interrupt,
+    pub deadline: Option<Instant>,
+}
+
+impl Limits {
+    /// Only a memory bound: nothing can interrupt the statement.
+    pub fn memory(memory: usize) -> Limits {
+        Limits { memory, interrupt: Interrupt::default(), deadline: None }
+    }
+}
+
+/// How many rows pass between deadline checks (reading the clock per row
+/// would cost more than the row).
+const DEADLINE_CHECK_INTERVAL: u32 = 256;
+
 /// Per-statement execution context.
 pub struct Cx<'a> {
     pub txn: &'a mut Txn,
@@ -33,7 +77,8 @@ pub struct Cx<'a> {
     outer: Vec<Row>,
     statement_micros: i64,
     memory_used: usize,
-    memory_limit: usize,
+    limits: &'a Limits,
+    rows_since_deadline_check: u32,
     /// Per-node row counts and time, when running EXPLAIN ANALYZE.
     pub profile: Option<Rc<RefCell<Profile>>>,
 }
@@ -58,7 +103,7 @@ impl<'a> Cx<'a> {
         txn: &'a mut Txn,
         params: &'a [Value],
         statement_micros: i64,
-        memory_limit: usize,
+        limits: &'a Limits,
     ) -> Cx<'a> {
         Cx {
             txn,
@@ -66,9 +111,34 @@ impl<'a> Cx<'a> {
             outer: Vec::new(),
             statement_micros,
             memory_used: 0,
-            memory_limit,
+            limits,
+            rows_since_deadline_check: 0,
             profile: None,
         }
+    }
+
+    /// Fails with SQLSTATE 57014 once the statement was cancelled or ran past
+    /// its deadline. Operators that produce rows from storage call it per row.
+    pub fn check_interrupt(&mut self) -> Result<()> {
+        if self.limits.interrupt.is_cancelled() {
+            return Err(SqlError::new(
+                sqlstate::QUERY_CANCELED,
+                "canceling statement due to user request",
+            ));
+        }
+        if let Some(deadline) = self.limits.deadline {
+            self.rows_since_deadline_check += 1;
+            if self.rows_since_deadline_check >= DEADLINE_CHECK_INTERVAL {
+                self.rows_since_deadline_check = 0;
+                if Instant::now() >= deadline {
+                    return Err(SqlError::new(
+                        sqlstate::QUERY_CANCELED,
+                        "canceling statement due to statement timeout",
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     pub fn param(&self, i: usize) -> Result<Value> {
@@ -98,10 +168,10 @@ impl<'a> Cx<'a> {
     /// Charges `bytes` of memory held by a materializing operator.
     pub fn charge(&mut self, bytes: usize) -> Result<()> {
         self.memory_used += bytes;
-        if self.memory_used > self.memory_limit {
+        if self.memory_used > self.limits.memory {
             return Err(SqlError::new(sqlstate::OUT_OF_MEMORY, "out of memory").with_detail(format!(
                 "The query needs more than its limit of {} bytes for sorting, hashing or grouping.",
-                self.memory_limit
+                self.limits.memory
             )));
         }
         Ok(())
@@ -225,6 +295,7 @@ struct ValuesOp<'p> {
 
 impl Operator for ValuesOp<'_> {
     fn next(&mut self, cx: &mut Cx<'_>) -> Result<Option<Row>> {
+        cx.check_interrupt()?;
         let Some(exprs) = self.rows.get(self.next) else { return Ok(None) };
         self.next += 1;
         exprs.iter().map(|e| e.eval(&[], cx)).collect::<Result<Row>>().map(Some)
@@ -353,6 +424,7 @@ impl ScanOp<'_> {
 
 impl Operator for ScanOp<'_> {
     fn next(&mut self, cx: &mut Cx<'_>) -> Result<Option<Row>> {
+        cx.check_interrupt()?;
         match &mut self.state {
             ScanState::Init => self.open(cx),
             ScanState::Done => Ok(None),

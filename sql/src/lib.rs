@@ -36,5 +36,5 @@ pub mod types;
 pub use database::{ColumnIndex, Database, FromValue, Rows};
 pub use error::{Result, SqlError, sqlstate};
 pub use plan::OutputColumn;
-pub use session::{Session, StatementResult, TxnStatus, parse};
+pub use session::{Description, Prepared, Session, StatementResult, TxnStatus, parse};
 pub use types::{DataType, Value};

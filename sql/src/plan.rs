@@ -224,6 +224,9 @@ pub struct Binder<'t> {
     pub txn: &'t mut Txn,
     /// Types inferred for `$n` parameters.
     pub param_types: Vec<Option<DataType>>,
+    /// Bind and plan only: statements stop before reading or writing rows
+    /// (the extended protocol's Describe).
+    pub describe_only: bool,
     ctes: Vec<HashMap<String, Arc<Planned>>>,
     outer: Vec<Scope>,
 }
@@ -449,7 +452,13 @@ fn shift_columns(e: &mut Expr, by: usize) {
 
 impl<'t> Binder<'t> {
     pub fn new(txn: &'t mut Txn) -> Binder<'t> {
-        Binder { txn, param_types: Vec::new(), ctes: Vec::new(), outer: Vec::new() }
+        Binder {
+            txn,
+            param_types: Vec::new(),
+            describe_only: false,
+            ctes: Vec::new(),
+            outer: Vec::new(),
+        }
     }
 
     fn note_param(&mut self, e: &Expr, ty: &DataType) {

@@ -22,7 +22,7 @@ use strata_txn::{Isolation, Savepoint, Store, Txn, clock};
 use crate::ddl;
 use crate::dml;
 use crate::error::{Result, SqlError, sqlstate};
-use crate::exec::{self, Cx, Profile, Row};
+use crate::exec::{self, Cx, Interrupt, Limits, Profile, Row};
 use crate::plan::{Access, Binder, JoinKind, Node, OutputColumn, SetOpKind};
 use crate::types::{DataType, Value};
 
@@ -101,11 +101,37 @@ fn default_settings() -> BTreeMap<String, String> {
     .collect()
 }
 
+/// What a statement will take and return, found without running it (the
+/// extended protocol's Describe).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Description {
+    /// Inferred types of `$1..$n`; `None` where nothing constrains one.
+    pub params: Vec<Option<DataType>>,
+    /// Empty for statements that return no rows.
+    pub columns: Vec<OutputColumn>,
+}
+
+/// A statement parsed once, to be described and run any number of times (the
+/// wire protocol's prepared statements; embedded callers skip re-parsing).
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    statement: ast::Statement,
+    /// The `AS OF SYSTEM TIME` clause, if the query had one.
+    as_of: Option<String>,
+}
+
+impl Prepared {
+    pub fn statement(&self) -> &ast::Statement {
+        &self.statement
+    }
+}
+
 /// One client's session.
 pub struct Session {
     store: Store,
     state: State,
     settings: BTreeMap<String, String>,
+    interrupt: Interrupt,
 }
 
 impl std::fmt::Debug for Session {
@@ -161,7 +187,12 @@ fn micros_since_2000(ts: u64) -> i64 {
 
 impl Session {
     pub fn new(store: Store) -> Session {
-        Session { store, state: State::Idle, settings: default_settings() }
+        Session {
+            store,
+            state: State::Idle,
+            settings: default_settings(),
+            interrupt: Interrupt::default(),
+        }
     }
 
     pub fn status(&self) -> TxnStatus {
@@ -177,12 +208,25 @@ impl Session {
         self.settings.get(&name.to_lowercase()).map(String::as_str)
     }
 
-    fn memory_limit(&self) -> usize {
-        self.setting("work_mem").and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_MEMORY_LIMIT)
+    /// A handle that cancels this session's running statement from another
+    /// thread (the statement fails with SQLSTATE 57014).
+    pub fn interrupt(&self) -> Interrupt {
+        self.interrupt.clone()
+    }
+
+    /// The bounds of a statement starting now.
+    fn limits(&self) -> Limits {
+        let memory =
+            self.setting("work_mem").and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_MEMORY_LIMIT);
+        let timeout = self.setting("statement_timeout").and_then(parse_duration_ms).unwrap_or(0);
+        let deadline = (timeout > 0)
+            .then(|| std::time::Instant::now() + std::time::Duration::from_millis(timeout));
+        Limits { memory, interrupt: self.interrupt.clone(), deadline }
     }
 
     /// Runs every statement of `sql`; stops at the first error.
     pub fn execute(&mut self, sql: &str, params: &[Value]) -> Result<Vec<StatementResult>> {
+        self.interrupt.reset();
         if let Some((query, at)) = split_as_of(sql) {
             return self.as_of(query, at, params).map(|r| vec![r]);
         }
@@ -192,6 +236,77 @@ impl Session {
             out.push(self.statement(s, params)?);
         }
         Ok(out)
+    }
+
+    /// Parses one statement for [`Session::execute_prepared`]. More than one
+    /// statement is a syntax error, as in PostgreSQL's extended protocol.
+    pub fn prepare(&self, sql: &str) -> Result<Prepared> {
+        let (text, as_of) = match split_as_of(sql) {
+            Some((query, at)) => (query, Some(at.to_string())),
+            None => (sql, None),
+        };
+        let mut statements = parse(text)?;
+        match statements.len() {
+            1 => Ok(Prepared { statement: statements.remove(0), as_of }),
+            0 => Err(SqlError::new(sqlstate::SYNTAX_ERROR, "empty statement")),
+            _ => Err(SqlError::new(
+                sqlstate::SYNTAX_ERROR,
+                "cannot insert multiple commands into a prepared statement",
+            )),
+        }
+    }
+
+    /// Runs a prepared statement with `params` for `$1..$n`.
+    pub fn execute_prepared(
+        &mut self,
+        prepared: &Prepared,
+        params: &[Value],
+    ) -> Result<StatementResult> {
+        self.interrupt.reset();
+        match &prepared.as_of {
+            Some(at) => self.as_of_statement(&prepared.statement, at, params),
+            None => self.statement(&prepared.statement, params),
+        }
+    }
+
+    /// The parameter types and result columns of a prepared statement, found
+    /// by binding it without running it: inside the open transaction (so
+    /// tables it created are visible), or in a fresh snapshot when idle.
+    pub fn describe(&mut self, prepared: &Prepared) -> Result<Description> {
+        use ast::Statement as S;
+        let stmt = &prepared.statement;
+        match stmt {
+            S::ShowVariable { variable } => {
+                let columns = self.show(variable)?.columns;
+                return Ok(Description { params: Vec::new(), columns });
+            }
+            S::StartTransaction { .. }
+            | S::Commit { .. }
+            | S::Rollback { .. }
+            | S::Savepoint { .. }
+            | S::ReleaseSavepoint { .. }
+            | S::Set(_) => return Ok(Description::default()),
+            _ => {}
+        }
+        let (result, params) = match std::mem::replace(&mut self.state, State::Idle) {
+            State::Open(mut open) => {
+                let r = self.bind_and_run(&mut open.txn, open.read_only, stmt, &[], true);
+                self.state = State::Open(open);
+                r?
+            }
+            failed @ State::Failed(_) => {
+                self.state = failed;
+                return Err(SqlError::new(
+                    sqlstate::IN_FAILED_SQL_TRANSACTION,
+                    "current transaction is aborted, commands ignored until end of transaction block",
+                ));
+            }
+            State::Idle => {
+                let mut txn = self.store.begin_read_only();
+                self.bind_and_run(&mut txn, true, stmt, &[], true)?
+            }
+        };
+        Ok(Description { params, columns: result.columns })
     }
 
     /// Runs one parsed statement.
@@ -406,6 +521,12 @@ impl Session {
                 } else {
                     value
                 };
+                if name == "statement_timeout" && parse_duration_ms(&value).is_none() {
+                    return Err(SqlError::new(
+                        sqlstate::INVALID_PARAMETER_VALUE,
+                        format!("invalid value for parameter \"{name}\": \"{value}\""),
+                    ));
+                }
                 if name == "default_transaction_isolation" {
                     let v = value.to_lowercase();
                     if !["read uncommitted", "read committed", "repeatable read", "serializable"]
@@ -539,6 +660,28 @@ impl Session {
 
     /// A query at a past timestamp: an HLC timestamp (integer) or a timestamp literal.
     fn as_of(&mut self, query: &str, at: &str, params: &[Value]) -> Result<StatementResult> {
+        let statements = parse(query)?;
+        let [stmt] = statements.as_slice() else {
+            return Err(SqlError::new(
+                sqlstate::SYNTAX_ERROR,
+                "AS OF SYSTEM TIME applies to a single SELECT",
+            ));
+        };
+        self.as_of_statement(stmt, at, params)
+    }
+
+    fn as_of_statement(
+        &mut self,
+        stmt: &ast::Statement,
+        at: &str,
+        params: &[Value],
+    ) -> Result<StatementResult> {
+        if !matches!(stmt, ast::Statement::Query(_)) {
+            return Err(SqlError::new(
+                sqlstate::SYNTAX_ERROR,
+                "AS OF SYSTEM TIME applies to a single SELECT",
+            ));
+        }
         if !matches!(self.state, State::Idle) {
             return Err(SqlError::new(
                 sqlstate::ACTIVE_SQL_TRANSACTION,
@@ -555,13 +698,6 @@ impl Session {
                 _ => return Err(SqlError::internal("timestamp parse")),
             },
         };
-        let statements = parse(query)?;
-        let [stmt @ ast::Statement::Query(_)] = statements.as_slice() else {
-            return Err(SqlError::new(
-                sqlstate::SYNTAX_ERROR,
-                "AS OF SYSTEM TIME applies to a single SELECT",
-            ));
-        };
         let mut txn = self.store.begin_at(ts)?;
         let result = self.run(&mut txn, true, stmt, params);
         txn.commit()?;
@@ -576,11 +712,24 @@ impl Session {
         stmt: &ast::Statement,
         params: &[Value],
     ) -> Result<StatementResult> {
+        self.bind_and_run(txn, read_only, stmt, params, false).map(|(r, _)| r)
+    }
+
+    /// Binds `stmt` in `txn` and, unless `describe_only`, runs it. Returns the
+    /// result (only its columns when describing) and the inferred parameter types.
+    fn bind_and_run(
+        &mut self,
+        txn: &mut Txn,
+        read_only: bool,
+        stmt: &ast::Statement,
+        params: &[Value],
+        describe_only: bool,
+    ) -> Result<(StatementResult, Vec<Option<DataType>>)> {
         use ast::Statement as S;
         let now = micros_since_2000(txn.start_ts());
-        let memory = self.memory_limit();
+        let limits = self.limits();
         let writes = !matches!(stmt, S::Query(_) | S::Explain { .. });
-        if writes && (read_only || txn.is_read_only()) {
+        if writes && !describe_only && (read_only || txn.is_read_only()) {
             let what = stmt.to_string().split_whitespace().next().unwrap_or("").to_uppercase();
             return Err(SqlError::new(
                 sqlstate::READ_ONLY_SQL_TRANSACTION,
@@ -588,15 +737,43 @@ impl Session {
             ));
         }
         let mut binder = Binder::new(txn);
+        binder.describe_only = describe_only;
         let notice_result = |tag: &str, notice: ddl::Notice| {
             let mut r = StatementResult::command(tag);
             r.notices.extend(notice);
             r
         };
-        match stmt {
+        if describe_only {
+            let columns = match stmt {
+                S::Query(q) => binder.query(q)?.columns,
+                S::Insert(ins) => {
+                    let store = self.store.clone();
+                    let mut rowid = || -> Result<i64> { Ok(store.clock().now()? as i64) };
+                    dml::insert(&mut binder, ins, params, now, &limits, &mut rowid)?
+                        .returning
+                        .map(|(columns, _)| columns)
+                        .unwrap_or_default()
+                }
+                S::Update(up) => dml::update(&mut binder, up, params, now, &limits)?
+                    .returning
+                    .map(|(columns, _)| columns)
+                    .unwrap_or_default(),
+                S::Delete(del) => dml::delete(&mut binder, del, params, now, &limits)?
+                    .returning
+                    .map(|(columns, _)| columns)
+                    .unwrap_or_default(),
+                S::Explain { .. } => {
+                    vec![OutputColumn { name: "QUERY PLAN".into(), ty: DataType::Text }]
+                }
+                _ => Vec::new(),
+            };
+            let params = std::mem::take(&mut binder.param_types);
+            return Ok((StatementResult { columns, ..Default::default() }, params));
+        }
+        let result = match stmt {
             S::Query(q) => {
                 let planned = binder.query(q)?;
-                let mut cx = Cx::new(txn, params, now, memory);
+                let mut cx = Cx::new(binder.txn, params, now, &limits);
                 let rows = collect(&planned.node, &mut cx)?;
                 Ok(StatementResult {
                     tag: format!("SELECT {}", rows.len()),
@@ -609,15 +786,15 @@ impl Session {
             S::Insert(ins) => {
                 let store = self.store.clone();
                 let mut rowid = || -> Result<i64> { Ok(store.clock().now()? as i64) };
-                let changed = dml::insert(&mut binder, ins, params, now, memory, &mut rowid)?;
+                let changed = dml::insert(&mut binder, ins, params, now, &limits, &mut rowid)?;
                 Ok(changed_result(format!("INSERT 0 {}", changed.count), changed))
             }
             S::Update(up) => {
-                let changed = dml::update(&mut binder, up, params, now, memory)?;
+                let changed = dml::update(&mut binder, up, params, now, &limits)?;
                 Ok(changed_result(format!("UPDATE {}", changed.count), changed))
             }
             S::Delete(del) => {
-                let changed = dml::delete(&mut binder, del, params, now, memory)?;
+                let changed = dml::delete(&mut binder, del, params, now, &limits)?;
                 Ok(changed_result(format!("DELETE {}", changed.count), changed))
             }
             S::CreateTable(ct) => {
@@ -640,7 +817,7 @@ impl Session {
                 let planned = binder.query(q)?;
                 let profile = if *analyze {
                     let p = Rc::new(RefCell::new(Profile::default()));
-                    let mut cx = Cx::new(txn, params, now, memory);
+                    let mut cx = Cx::new(binder.txn, params, now, &limits);
                     cx.profile = Some(p.clone());
                     collect(&planned.node, &mut cx)?;
                     Some(p)
@@ -667,8 +844,25 @@ impl Session {
                 "statement {}",
                 other.to_string().split_whitespace().take(2).collect::<Vec<_>>().join(" ")
             ))),
-        }
+        };
+        Ok((result?, Vec::new()))
     }
+}
+
+/// A duration setting in milliseconds: `500`, `500ms`, `5s`, `2min`, `1h`.
+fn parse_duration_ms(value: &str) -> Option<u64> {
+    let v = value.trim().trim_matches('\'');
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (n, unit) = v.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    let factor = match unit.trim() {
+        "" | "ms" => 1,
+        "s" => 1_000,
+        "min" => 60_000,
+        "h" => 3_600_000,
+        _ => return None,
+    };
+    n.checked_mul(factor)
 }
 
 fn changed_result(tag: String, changed: dml::Changed) -> StatementResult {
