@@ -3,8 +3,15 @@
 //! The `lsm-bench` binary is a `db_bench`-like driver that runs the same
 //! workloads against Strata's storage engine and (with the `rocksdb` feature)
 //! against RocksDB configured alike; `txn-bench` measures `strata-txn`'s
-//! commit throughput and its behaviour under contention. Later drivers (YCSB,
-//! TPC-C) reuse the pieces kept here:
+//! commit throughput and its behaviour under contention; `ycsb` and `tpcc`
+//! run the YCSB core workloads and TPC-C against embedded Strata, SQLite and
+//! PostgreSQL with the same client code. The drivers live here as library
+//! modules so that the smoke tests (`tests/smoke.rs`) call them directly:
+//!
+//! - [`ycsb`]: YCSB workloads A to F, key choice and the run loop.
+//! - [`sqldb`]: one SQL client interface ([`sqldb::SqlConn`]) over embedded
+//!   Strata, SQLite and PostgreSQL, with comparable durability settings.
+//! - [`driver`]: durations, seeds, the retry loop that counts aborts, JSON.
 //!
 //! - [`histogram`]: a dependency-free latency histogram with about 1.6%
 //!   relative precision, for p50/p99 figures.
@@ -18,9 +25,12 @@
 //! Nothing here measures anything by itself: drivers time the calls and feed
 //! the histogram.
 
+pub mod driver;
 pub mod engine;
 pub mod histogram;
+pub mod sqldb;
 pub mod workload;
+pub mod ycsb;
 pub mod zipfian;
 
 pub use engine::{Batch, Engine, EngineConfig, EngineScan, StrataEngine, WriteCounters};

@@ -31,8 +31,9 @@
 //!
 //! Ranks are not keys: YCSB's default request distribution scrambles ranks
 //! over the key space (by hashing them) so the hot items are not neighbours.
-//! Callers that want that map ranks through a permutation of their own;
-//! [`Zipfian::sample`] returns the rank.
+//! [`Zipfian::sample`] returns the rank; the YCSB driver (`ycsb.rs`) hashes
+//! it as YCSB does, drawing from [`YCSB_SCRAMBLED_ITEMS`] ranks with a given ζ
+//! ([`Zipfian::with_zeta`]) so that no `O(n)` sum is needed.
 //!
 //! θ must be in `[0, 1)`: at θ = 1, α is infinite (Gray's method does not
 //! apply), and θ = 0 is the uniform distribution.
@@ -43,6 +44,13 @@ use crate::workload::Rng;
 
 /// YCSB's `ZIPFIAN_CONSTANT`.
 pub const YCSB_THETA: f64 = 0.99;
+
+/// Ranks YCSB's `ScrambledZipfianGenerator` draws from before hashing them
+/// onto the key space (its `ITEM_COUNT`).
+pub const YCSB_SCRAMBLED_ITEMS: u64 = 10_000_000_000;
+
+/// ζ(10^10, 0.99), as YCSB precomputes it (its `ZETAN`).
+pub const YCSB_SCRAMBLED_ZETA: f64 = 26.469_028_201_783_02;
 
 /// ζ(n, θ) = Σ_{k=1..n} 1 / k^θ, summed from the smallest term up so the
 /// small terms are not lost.
@@ -67,11 +75,19 @@ impl Zipfian {
     /// The distribution over ranks `0..items` with skew `theta` (in `[0, 1)`).
     pub fn new(items: u64, theta: f64) -> Result<Zipfian> {
         ensure!(items > 0, "a zipfian distribution needs at least one item");
+        Zipfian::with_zeta(items, theta, zeta(items, theta))
+    }
+
+    /// The distribution over ranks `0..items` with ζ(items, θ) given rather
+    /// than summed: YCSB's scrambled zipfian draws from 10^10 ranks with a
+    /// precomputed ζ ([`YCSB_SCRAMBLED_ITEMS`], [`YCSB_SCRAMBLED_ZETA`]).
+    pub fn with_zeta(items: u64, theta: f64, zeta_n: f64) -> Result<Zipfian> {
+        ensure!(items > 0, "a zipfian distribution needs at least one item");
         ensure!(
             (0.0..1.0).contains(&theta),
             "zipfian theta {theta} is not in [0, 1): Gray's method needs theta < 1"
         );
-        let zeta_n = zeta(items, theta);
+        ensure!(zeta_n >= 1.0, "zeta {zeta_n} is below zeta(1) = 1");
         let eta = if items > 2 {
             (1.0 - (2.0 / items as f64).powf(1.0 - theta)) / (1.0 - zeta(2, theta) / zeta_n)
         } else {
@@ -219,6 +235,18 @@ mod tests {
         for (rank, &n) in counts.iter().enumerate() {
             assert!((9_500..10_500).contains(&n), "rank {rank} drawn {n} times of 100,000");
         }
+    }
+
+    #[test]
+    fn a_given_zeta_matches_a_summed_one() {
+        let summed = Zipfian::new(100_000, YCSB_THETA).unwrap();
+        let given = Zipfian::with_zeta(100_000, YCSB_THETA, zeta(100_000, YCSB_THETA)).unwrap();
+        for u in [0.0, 0.05, 0.2, 0.5, 0.9, 0.999] {
+            assert_eq!(summed.rank_of(u), given.rank_of(u));
+        }
+        // YCSB's constant is ζ(10^10, 0.99): its rank 0 has probability 1/ζ = 3.8%.
+        let ycsb = Zipfian::with_zeta(YCSB_SCRAMBLED_ITEMS, YCSB_THETA, YCSB_SCRAMBLED_ZETA);
+        assert_within(ycsb.unwrap().probability(0), 0.037_78, 1e-3, "P(0) of 10^10 ranks");
     }
 
     #[test]
