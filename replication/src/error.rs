@@ -1,0 +1,55 @@
+//! Errors callers can branch on.
+
+use crate::types::{ConfChange, Index, NodeId};
+
+/// What went wrong, by what the caller should do about it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// Only the leader proposes and serves reads: redirect (to `leader` if known).
+    #[error("not the leader (leader: {leader:?})")]
+    NotLeader { leader: Option<NodeId> },
+    /// A new leader has not yet committed an entry of its term, so it does not
+    /// know the commit index yet: retry shortly.
+    #[error("leader has not committed an entry of its term yet")]
+    NotReady,
+    /// Proposals are refused while leadership is being handed over: retry at the new leader.
+    #[error("leadership transfer in progress")]
+    TransferInProgress,
+    /// A membership change is already in the log and not yet committed: retry later.
+    #[error("a membership change is in progress")]
+    ConfChangeInProgress,
+    /// The change would not leave a valid membership (adds a voter twice,
+    /// removes a non-member or the last voter).
+    #[error("invalid membership change {0:?}")]
+    InvalidConfChange(ConfChange),
+    /// Leadership transfer to a node that is not another voter.
+    #[error("cannot transfer leadership to {0}")]
+    InvalidTransfer(NodeId),
+    /// A snapshot must cover applied entries beyond the current snapshot.
+    #[error("cannot snapshot at {index}: applied {applied}, current snapshot {snapshot}")]
+    InvalidSnapshot { index: Index, applied: Index, snapshot: Index },
+    /// Invalid configuration.
+    #[error("invalid configuration: {0}")]
+    Config(&'static str),
+    /// Recovered state that no correct run could have persisted.
+    #[error("corrupt persisted state: {0}")]
+    Corrupt(String),
+    /// The log store failed; the node must stop (its durability is unknown).
+    #[error("log store I/O: {0}")]
+    Io(String),
+}
+
+impl Error {
+    /// Whether the same request may succeed if retried (here or at the leader).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Error::NotLeader { .. }
+                | Error::NotReady
+                | Error::TransferInProgress
+                | Error::ConfChangeInProgress
+        )
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

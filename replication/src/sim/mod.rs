@@ -1,0 +1,634 @@
+//! Deterministic simulation of a whole replica set in one thread, from one
+//! `u64` seed.
+//!
+//! Everything that could differ between two runs comes from the seed: the
+//! order of events (a priority queue on simulated time, ties broken by
+//! insertion order), message delays, losses, duplicates and reorderings,
+//! partitions, crashes (including crashes between writing and syncing, which
+//! lose a random suffix of the unsynced writes), restarts, clock drift (each
+//! node's tick interval differs from the nominal one by up to
+//! `max_drift`), the nodes' election timeouts and the clients' choices. So a
+//! failing seed replays exactly: `run(seed, &config)` again, with
+//! `config.trace = true` to see every step.
+//!
+//! A run has three phases:
+//!
+//! 1. **faults** (`fault_ms`): clients append and read while faults are injected;
+//! 2. **heal** (`heal_ms`): the network heals and every node restarts; clients
+//!    go on, and at least one append must be acknowledged (liveness);
+//! 3. **drain** (`drain_ms`): clients stop; at the end every node must have
+//!    applied the same log to the same state.
+//!
+//! After every event the [`check::Checker`] verifies Raft's safety
+//! properties on what the nodes just did; at the end it checks the client
+//! history for linearizability (lease reads included). See `check` for the
+//! properties.
+
+pub mod check;
+pub mod kv;
+pub mod node;
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+use std::fmt;
+
+use crate::message::Message;
+use crate::raft::{Config, Role};
+use crate::rng::Rng;
+use crate::types::{NodeId, Persisted, Term};
+use check::{Checker, HistoryOp, OpKind, OpResult, Violation};
+use kv::Command;
+use node::{Observed, Reply, Request, SimNode};
+
+/// What to simulate. Times in milliseconds of simulated time unless named `_us`.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub nodes: usize,
+    pub clients: usize,
+    /// Clients append to and read keys `0..keys`.
+    pub keys: u64,
+    pub fault_ms: u64,
+    pub heal_ms: u64,
+    pub drain_ms: u64,
+    /// Nominal tick interval.
+    pub tick_us: u64,
+    /// Each node's tick interval is within `tick_us * (1 ± max_drift)`; must
+    /// respect the lease drift bound in `raft` (see `raft`'s module doc).
+    pub max_drift: f64,
+    /// Usual one-way delay range.
+    pub min_delay_us: u64,
+    pub max_delay_us: u64,
+    /// Chance that a message is delayed up to 20 times `max_delay_us` (reordering).
+    pub long_delay: f64,
+    pub duplicate: f64,
+    /// Chance, per `Ready`, that a node crashes after writing and before syncing.
+    pub crash_on_persist: f64,
+    /// A fault is injected every `fault_every_ms.0..fault_every_ms.1`.
+    pub fault_every_ms: (u64, u64),
+    /// Nodes snapshot their state machine every this many applied entries.
+    pub snapshot_every: u64,
+    pub client_timeout_us: u64,
+    /// The nodes' Raft configuration (the id is set per node).
+    pub raft: Config,
+    /// Record a line per event in the report or failure.
+    pub trace: bool,
+}
+
+impl SimConfig {
+    /// A replica set of `nodes` with faults enabled and small batches, so a
+    /// short run exercises probing, pipelining and snapshots.
+    pub fn new(nodes: usize) -> SimConfig {
+        let mut raft = Config::new(0);
+        raft.max_append_entries = 4;
+        raft.max_inflight_entries = 12;
+        SimConfig {
+            nodes,
+            clients: 3,
+            keys: 4,
+            fault_ms: 2_500,
+            heal_ms: 1_500,
+            drain_ms: 600,
+            tick_us: 10_000,
+            max_drift: 0.1,
+            min_delay_us: 500,
+            max_delay_us: 12_000,
+            long_delay: 0.02,
+            duplicate: 0.02,
+            crash_on_persist: 0.002,
+            fault_every_ms: (30, 300),
+            snapshot_every: 24,
+            client_timeout_us: 400_000,
+            raft,
+            trace: false,
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    pub seed: u64,
+    pub events: u64,
+    pub delivered: u64,
+    pub dropped: u64,
+    pub max_term: Term,
+    pub committed: u64,
+    pub acked_appends: u64,
+    pub failed_appends: u64,
+    pub unknown_ops: u64,
+    pub reads: u64,
+    pub crashes: u64,
+    pub restarts: u64,
+    pub partitions: u64,
+    pub transfers: u64,
+    pub snapshots_installed: u64,
+    pub compactions: u64,
+    pub trace: Vec<String>,
+}
+
+/// A seed that broke a property, with the trace leading to it (when traced).
+#[derive(Clone, Debug)]
+pub struct Failure {
+    pub seed: u64,
+    pub time_us: u64,
+    pub violation: Violation,
+    pub trace: Vec<String>,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "seed {} at {}us: {}", self.seed, self.time_us, self.violation)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// Runs one seed.
+pub fn run(seed: u64, config: &SimConfig) -> Result<Report, Failure> {
+    let mut sim = Simulation::new(seed, config.clone());
+    match sim.run() {
+        Ok(()) => {
+            sim.report.trace = std::mem::take(&mut sim.trace);
+            Ok(sim.report)
+        }
+        Err(violation) => Err(Failure {
+            seed,
+            time_us: sim.now,
+            violation,
+            trace: std::mem::take(&mut sim.trace),
+        }),
+    }
+}
+
+#[derive(Debug)]
+enum Event {
+    Tick(usize),
+    Deliver(Message),
+    Client(usize),
+    Timeout(usize, u64),
+    Fault,
+}
+
+#[derive(Debug)]
+struct Scheduled {
+    time: u64,
+    seq: u64,
+    event: Event,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.time, self.seq) == (other.time, other.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.time, self.seq).cmp(&(other.time, other.seq))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Faults,
+    Heal,
+    Drain,
+}
+
+#[derive(Debug, Default)]
+struct Client {
+    /// The request in flight and its history entry.
+    outstanding: Option<(u64, usize)>,
+    /// Where the client thinks the leader is.
+    hint: Option<NodeId>,
+    seq: u64,
+}
+
+struct Simulation {
+    config: SimConfig,
+    rng: Rng,
+    now: u64,
+    seq: u64,
+    queue: BinaryHeap<Reverse<Scheduled>>,
+    nodes: Vec<SimNode>,
+    /// `blocked[a][b]`: messages from node index `a` to `b` are dropped.
+    blocked: Vec<Vec<bool>>,
+    loss: f64,
+    clients: Vec<Client>,
+    history: Vec<HistoryOp>,
+    checker: Checker,
+    seen: Vec<(Role, Term)>,
+    phase: Phase,
+    next_value: u64,
+    report: Report,
+    trace: Vec<String>,
+}
+
+impl Simulation {
+    fn new(seed: u64, config: SimConfig) -> Simulation {
+        assert!(config.nodes >= 1 && config.clients >= 1 && config.keys >= 1);
+        let mut rng = Rng::new(seed);
+        let voters: Vec<NodeId> = (1..=config.nodes as NodeId).collect();
+        let nodes = voters
+            .iter()
+            .map(|&id| {
+                let tick_us = drifted(&mut rng, &config);
+                SimNode::new(id, Persisted::bootstrap(voters.clone()), tick_us)
+            })
+            .collect();
+        Simulation {
+            rng,
+            now: 0,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            nodes,
+            blocked: vec![vec![false; config.nodes]; config.nodes],
+            loss: 0.0,
+            clients: (0..config.clients).map(|_| Client::default()).collect(),
+            history: Vec::new(),
+            checker: Checker::default(),
+            seen: vec![(Role::Follower, 0); config.nodes],
+            phase: Phase::Faults,
+            next_value: 1,
+            report: Report { seed, ..Report::default() },
+            trace: Vec::new(),
+            config,
+        }
+    }
+
+    fn run(&mut self) -> Result<(), Violation> {
+        for i in 0..self.nodes.len() {
+            self.start(i);
+            let first = self.rng.below(self.nodes[i].tick_us);
+            self.schedule(first, Event::Tick(i));
+        }
+        for c in 0..self.clients.len() {
+            let at = self.rng.below(50_000);
+            self.schedule(at, Event::Client(c));
+        }
+        let at = self.fault_delay();
+        self.schedule(at, Event::Fault);
+        let fault_end = self.config.fault_ms * 1000;
+        let heal_end = fault_end + self.config.heal_ms * 1000;
+        let end = heal_end + self.config.drain_ms * 1000;
+        let mut acked_at_heal = 0;
+        while let Some(Reverse(next)) = self.queue.pop() {
+            if next.time > end {
+                break;
+            }
+            self.now = next.time;
+            if self.phase == Phase::Faults && self.now >= fault_end {
+                self.heal_all();
+                self.phase = Phase::Heal;
+                acked_at_heal = self.report.acked_appends;
+            }
+            if self.phase == Phase::Heal && self.now >= heal_end {
+                self.phase = Phase::Drain;
+                if self.report.acked_appends == acked_at_heal {
+                    return Err(Violation::Liveness("no append acknowledged after healing".into()));
+                }
+            }
+            self.report.events += 1;
+            self.handle(next.event)?;
+        }
+        self.finish()
+    }
+
+    fn handle(&mut self, event: Event) -> Result<(), Violation> {
+        match event {
+            Event::Tick(i) => {
+                let interval = self.nodes[i].tick_us;
+                self.schedule(interval, Event::Tick(i));
+                if let Some(raft) = self.nodes[i].raft.as_mut() {
+                    raft.tick();
+                    self.after(i)?;
+                }
+            }
+            Event::Deliver(msg) => {
+                let (from, to) = (msg.from as usize - 1, msg.to as usize - 1);
+                if self.blocked[from][to] || !self.nodes[to].is_up() {
+                    self.report.dropped += 1;
+                    return Ok(());
+                }
+                if self.config.trace {
+                    self.log(format!("deliver {msg}"));
+                }
+                self.report.delivered += 1;
+                self.nodes[to].raft.as_mut().expect("up").step(msg);
+                self.after(to)?;
+            }
+            Event::Client(c) => self.client_step(c)?,
+            Event::Timeout(c, request) => {
+                if self.clients[c].outstanding.is_some_and(|(r, _)| r == request) {
+                    self.clients[c].outstanding = None;
+                    self.clients[c].hint = None;
+                    self.report.unknown_ops += 1;
+                    let at = self.rng.below(5_000);
+                    self.schedule(at, Event::Client(c));
+                }
+            }
+            Event::Fault => {
+                if self.phase == Phase::Faults {
+                    self.inject_fault()?;
+                    let at = self.fault_delay();
+                    self.schedule(at, Event::Fault);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Drives node `i` after an input and checks what it did.
+    fn after(&mut self, i: usize) -> Result<(), Violation> {
+        let mut out = Observed::default();
+        let crash_chance =
+            if self.phase == Phase::Faults { self.config.crash_on_persist } else { 0.0 };
+        self.nodes[i].drive(&mut self.rng, crash_chance, self.config.snapshot_every, &mut out);
+        let id = self.nodes[i].id;
+        for p in &out.persisted {
+            self.checker.persisted(id, *p)?;
+        }
+        for &(index, term, digest) in &out.restored {
+            self.report.snapshots_installed += 1;
+            self.checker.restored(id, index, term, digest)?;
+        }
+        let quorum = self.nodes.len() / 2 + 1;
+        for a in &out.applied {
+            let disks: Vec<_> = self.nodes.iter().map(|n| &n.store).collect();
+            self.checker.applied(id, a, &disks, quorum)?;
+        }
+        self.report.committed = self.checker.max_committed();
+        self.report.compactions += out.compactions;
+        for msg in out.messages {
+            self.send(msg);
+        }
+        for (request, reply) in out.replies {
+            self.client_reply(request, reply)?;
+        }
+        if out.crashed {
+            self.report.crashes += 1;
+            self.log(format!("n{id} crashed while persisting"));
+        }
+        let Some(raft) = self.nodes[i].raft.as_ref() else { return Ok(()) };
+        raft.assert_invariants();
+        let (role, term) = (raft.role(), raft.term());
+        self.report.max_term = self.report.max_term.max(term);
+        let new_leader = role == Role::Leader && self.seen[i] != (role, term);
+        if role == Role::Leader {
+            self.checker.leader(id, term)?;
+            if new_leader {
+                let snapshot_index = raft.status().snapshot_index;
+                self.checker.new_leader(id, term, snapshot_index, |x| raft.log_term(x))?;
+            }
+        }
+        let count = raft.status().protocol_violations;
+        if count > 0 {
+            return Err(Violation::Protocol { node: id, count });
+        }
+        self.seen[i] = (role, term);
+        if new_leader {
+            self.log(format!("n{id} leads term {term}"));
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, msg: Message) {
+        let (from, to) = (msg.from as usize - 1, msg.to as usize - 1);
+        if to >= self.nodes.len() || self.blocked[from][to] || self.rng.chance(self.loss) {
+            self.report.dropped += 1;
+            return;
+        }
+        let delay = self.delay();
+        if self.rng.chance(self.config.duplicate) {
+            let again = self.delay();
+            self.schedule(again, Event::Deliver(msg.clone()));
+        }
+        self.schedule(delay, Event::Deliver(msg));
+    }
+
+    fn client_step(&mut self, c: usize) -> Result<(), Violation> {
+        if self.phase == Phase::Drain || self.clients[c].outstanding.is_some() {
+            return Ok(());
+        }
+        let client = c as u64 + 1;
+        let key = self.rng.below(self.config.keys);
+        let (kind, request) = if self.rng.chance(0.6) {
+            let value = self.next_value;
+            self.next_value += 1;
+            let seq = self.clients[c].seq;
+            let command = Command { client, seq, key, value };
+            (OpKind::Append { key, value }, Request::Append(command))
+        } else {
+            (OpKind::Read { key }, Request::Read { key })
+        };
+        let n = self.nodes.len() as u64;
+        let target = match self.clients[c].hint {
+            Some(id) if id >= 1 && id <= n => id as usize - 1,
+            _ => self.rng.below(n) as usize,
+        };
+        let request_id = (client << 40) | self.clients[c].seq;
+        self.clients[c].seq += 1;
+        self.history.push(HistoryOp {
+            client,
+            kind,
+            invoked: self.now,
+            completed: None,
+            result: OpResult::Unknown,
+        });
+        self.clients[c].outstanding = Some((request_id, self.history.len() - 1));
+        if self.config.trace {
+            self.log(format!("client {client} asks n{} {request:?}", target + 1));
+        }
+        match self.nodes[target].request(request_id, request) {
+            Some(reply) => self.client_reply(request_id, reply)?,
+            None => {
+                let at = self.config.client_timeout_us;
+                self.schedule(at, Event::Timeout(c, request_id));
+            }
+        }
+        self.after(target)
+    }
+
+    fn client_reply(&mut self, request: u64, reply: Reply) -> Result<(), Violation> {
+        let c = (request >> 40) as usize - 1;
+        let Some((r, op)) = self.clients[c].outstanding else { return Ok(()) };
+        if r != request {
+            return Ok(()); // a late answer to a request given up on
+        }
+        self.clients[c].outstanding = None;
+        if self.config.trace {
+            self.log(format!("client {} gets {reply:?}", c + 1));
+        }
+        let now = self.now;
+        let mut backoff = 0;
+        self.history[op].completed = Some(now);
+        match reply {
+            Reply::Appended { index } => {
+                self.history[op].result = OpResult::Appended { index };
+                self.checker.acked(now, index);
+                self.report.acked_appends += 1;
+            }
+            Reply::NotApplied => {
+                self.history[op].result = OpResult::Failed;
+                self.report.failed_appends += 1;
+            }
+            Reply::Read { values, served_at } => {
+                self.history[op].result = OpResult::Read { values, served_at };
+                self.checker.read(&self.history[op])?;
+                self.report.reads += 1;
+            }
+            Reply::Rejected { leader } => {
+                self.history[op].result = OpResult::Failed;
+                self.clients[c].hint = leader;
+                backoff = 5_000;
+            }
+        }
+        let at = backoff + self.rng.below(3_000);
+        self.schedule(at, Event::Client(c));
+        Ok(())
+    }
+
+    fn inject_fault(&mut self) -> Result<(), Violation> {
+        let n = self.nodes.len();
+        let i = self.rng.below(n as u64) as usize;
+        let up = self.nodes.iter().filter(|x| x.is_up()).count();
+        match self.rng.below(100) {
+            0..=24 if self.nodes[i].is_up() && up > 1 => {
+                self.nodes[i].crash(&mut self.rng);
+                self.report.crashes += 1;
+                self.log(format!("crash n{}", i + 1));
+            }
+            0..=49 if !self.nodes[i].is_up() => {
+                self.start(i);
+                self.after(i)?;
+            }
+            50..=64 => {
+                let sides: Vec<bool> = (0..n).map(|_| self.rng.chance(0.5)).collect();
+                for a in 0..n {
+                    for b in 0..n {
+                        self.blocked[a][b] = sides[a] != sides[b];
+                    }
+                }
+                self.report.partitions += 1;
+                self.log(format!("partition {sides:?}"));
+            }
+            65..=71 => {
+                // One-way: i hears nobody, but everyone hears i.
+                for a in 0..n {
+                    self.blocked[a][i] = a != i;
+                }
+                self.report.partitions += 1;
+                self.log(format!("n{} deaf", i + 1));
+            }
+            72..=84 => {
+                self.blocked = vec![vec![false; n]; n];
+                self.log("heal network".into());
+            }
+            85..=91 => {
+                self.loss = [0.0, 0.02, 0.1, 0.3][self.rng.below(4) as usize];
+                self.log(format!("loss {}", self.loss));
+            }
+            92..=99 => {
+                let leader = self
+                    .nodes
+                    .iter()
+                    .position(|x| x.raft.as_ref().is_some_and(|r| r.role() == Role::Leader));
+                if let Some(l) = leader {
+                    let target = self.rng.below(n as u64) + 1;
+                    let raft = self.nodes[l].raft.as_mut().expect("leader is up");
+                    if raft.transfer_leader(target).is_ok() {
+                        self.report.transfers += 1;
+                        self.log(format!("transfer n{} -> n{target}", l + 1));
+                        self.after(l)?;
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn heal_all(&mut self) {
+        let n = self.nodes.len();
+        self.blocked = vec![vec![false; n]; n];
+        self.loss = 0.0;
+        for i in 0..n {
+            if !self.nodes[i].is_up() {
+                self.start(i);
+            }
+        }
+        self.log("heal all".into());
+    }
+
+    fn start(&mut self, i: usize) {
+        let mut config = self.config.raft.clone();
+        config.id = self.nodes[i].id;
+        self.nodes[i].tick_us = drifted(&mut self.rng, &self.config);
+        let seed = self.rng.next_u64();
+        self.nodes[i].start(config, seed).expect("a node restarts from its own disk");
+        self.seen[i] = (Role::Follower, 0);
+        if self.report.events > 0 {
+            self.report.restarts += 1;
+        }
+        self.log(format!("start n{}", i + 1));
+    }
+
+    fn finish(&mut self) -> Result<(), Violation> {
+        self.checker.history(&self.history)?;
+        let mut leader = None;
+        let mut states = Vec::new();
+        for node in &self.nodes {
+            let Some(raft) = node.raft.as_ref() else {
+                return Err(Violation::Liveness(format!("n{} is down at the end", node.id)));
+            };
+            if raft.role() == Role::Leader {
+                leader = Some(node.id);
+            }
+            states.push((node.kv.applied(), node.kv.digest()));
+        }
+        if leader.is_none() {
+            return Err(Violation::Liveness("no leader at the end".into()));
+        }
+        if states.iter().any(|s| *s != states[0]) {
+            return Err(Violation::Liveness(format!("replicas differ at the end: {states:?}")));
+        }
+        Ok(())
+    }
+
+    fn schedule(&mut self, delay: u64, event: Event) {
+        self.seq += 1;
+        self.queue.push(Reverse(Scheduled { time: self.now + delay, seq: self.seq, event }));
+    }
+
+    fn delay(&mut self) -> u64 {
+        let (lo, hi) =
+            (self.config.min_delay_us, self.config.max_delay_us.max(self.config.min_delay_us + 1));
+        if self.rng.chance(self.config.long_delay) {
+            self.rng.range(hi, 20 * hi)
+        } else {
+            self.rng.range(lo, hi)
+        }
+    }
+
+    fn fault_delay(&mut self) -> u64 {
+        let (lo, hi) = self.config.fault_every_ms;
+        self.rng.range(lo * 1000, hi.max(lo + 1) * 1000)
+    }
+
+    fn log(&mut self, line: String) {
+        if self.config.trace {
+            self.trace.push(format!("{:>10}us {line}", self.now));
+        }
+    }
+}
+
+/// A tick interval within the configured drift of the nominal one.
+fn drifted(rng: &mut Rng, config: &SimConfig) -> u64 {
+    let factor = rng.float(1.0 - config.max_drift, 1.0 + config.max_drift);
+    ((config.tick_us as f64) * factor).round().max(1.0) as u64
+}

@@ -1,0 +1,54 @@
+//! Deterministic simulation of whole replica sets: many seeds, each checked
+//! for Raft's safety properties after every step and for a linearizable
+//! history at the end (see `strata_replication::sim`).
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use strata_replication::sim::{self, SimConfig};
+
+/// Runs `seeds` seeds and fails with every failing seed (each replays with `sim::run`).
+fn run_seeds(config: &SimConfig, seeds: std::ops::Range<u64>) -> Vec<sim::Report> {
+    let mut failures = Vec::new();
+    let mut reports = Vec::new();
+    for seed in seeds {
+        match catch_unwind(AssertUnwindSafe(|| sim::run(seed, config))) {
+            Ok(Ok(report)) => reports.push(report),
+            Ok(Err(failure)) => failures.push(failure.to_string()),
+            Err(_) => failures.push(format!("seed {seed}: panicked")),
+        }
+    }
+    assert!(failures.is_empty(), "{} failing seeds:\n{}", failures.len(), failures.join("\n"));
+    reports
+}
+
+fn sum(reports: &[sim::Report], f: impl Fn(&sim::Report) -> u64) -> u64 {
+    reports.iter().map(f).sum()
+}
+
+#[test]
+fn three_nodes() {
+    let n: u64 = std::env::var("SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
+    let reports = run_seeds(&SimConfig::new(3), 0..n);
+    eprintln!(
+        "3 nodes, {n} seeds: {} events, {} acked appends, {} reads, {} crashes, {} snapshots installed, {} transfers",
+        sum(&reports, |r| r.events),
+        sum(&reports, |r| r.acked_appends),
+        sum(&reports, |r| r.reads),
+        sum(&reports, |r| r.crashes),
+        sum(&reports, |r| r.snapshots_installed),
+        sum(&reports, |r| r.transfers)
+    );
+}
+
+#[test]
+fn five_nodes() {
+    let n: u64 = std::env::var("SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(100);
+    let reports = run_seeds(&SimConfig::new(5), 1000..1000 + n);
+    eprintln!(
+        "5 nodes, {n} seeds: {} events, {} acked appends, {} reads, {} crashes",
+        sum(&reports, |r| r.events),
+        sum(&reports, |r| r.acked_appends),
+        sum(&reports, |r| r.reads),
+        sum(&reports, |r| r.crashes)
+    );
+}
