@@ -2,7 +2,7 @@
 //!
 //! `strata sql` is a psql-like shell on an embedded database; `strata kv` is
 //! a shell over the storage engine underneath, for inspecting and exercising
-//! it. The PostgreSQL-protocol server is not built yet.
+//! it; `strata start` serves SQL to PostgreSQL clients over the network.
 
 use std::path::PathBuf;
 
@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 mod format;
 mod kv;
+mod server;
 mod sql;
 
 #[derive(Parser, Debug)]
@@ -49,6 +50,8 @@ enum Command {
         #[arg(short = 't', long = "tuples-only")]
         tuples_only: bool,
     },
+    /// Serve SQL over the PostgreSQL wire protocol until SIGINT or SIGTERM.
+    Start(server::StartArgs),
     /// A shell over the versioned key-value storage engine.
     ///
     /// Reads commands from the terminal, from -c, or from standard input.
@@ -67,6 +70,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Kv { data, commands } => kv::run(&data, &commands),
+        Command::Start(args) => server::run(args),
         Command::Sql { data, commands, file, csv, unaligned, tuples_only } => {
             let style = if csv {
                 format::Style::Csv

@@ -473,6 +473,7 @@ struct FilterOp<'p> {
 impl Operator for FilterOp<'_> {
     fn next(&mut self, cx: &mut Cx<'_>) -> Result<Option<Row>> {
         while let Some(row) = self.input.next(cx)? {
+            cx.check_interrupt()?;
             if truth(&self.predicate.eval(&row, cx)?)? == Some(true) {
                 return Ok(Some(row));
             }
@@ -771,6 +772,7 @@ impl Operator for JoinOp<'_> {
             self.build_right(cx)?;
         }
         loop {
+            cx.check_interrupt()?;
             if let Some(r) = self.pending.pop() {
                 return Ok(Some(r));
             }

@@ -238,6 +238,31 @@ impl Session {
         Ok(out)
     }
 
+    /// Runs the statements of `sql` in order, as the wire protocol's simple
+    /// query does: the results of those that ran, and the error that stopped
+    /// the rest, if any.
+    pub fn execute_script(&mut self, sql: &str) -> (Vec<StatementResult>, Option<SqlError>) {
+        self.interrupt.reset();
+        if let Some((query, at)) = split_as_of(sql) {
+            return match self.as_of(query, at, &[]) {
+                Ok(r) => (vec![r], None),
+                Err(e) => (Vec::new(), Some(e)),
+            };
+        }
+        let statements = match parse(sql) {
+            Ok(s) => s,
+            Err(e) => return (Vec::new(), Some(e)),
+        };
+        let mut out = Vec::with_capacity(statements.len());
+        for s in &statements {
+            match self.statement(s, &[]) {
+                Ok(r) => out.push(r),
+                Err(e) => return (out, Some(e)),
+            }
+        }
+        (out, None)
+    }
+
     /// Parses one statement for [`Session::execute_prepared`]. More than one
     /// statement is a syntax error, as in PostgreSQL's extended protocol.
     pub fn prepare(&self, sql: &str) -> Result<Prepared> {
@@ -291,7 +316,8 @@ impl Session {
         let (result, params) = match std::mem::replace(&mut self.state, State::Idle) {
             State::Open(mut open) => {
                 let r = self.bind_and_run(&mut open.txn, open.read_only, stmt, &[], true);
-                self.state = State::Open(open);
+                // A statement that fails analysis aborts the transaction, as in PostgreSQL.
+                self.state = if r.is_ok() { State::Open(open) } else { State::Failed(open) };
                 r?
             }
             failed @ State::Failed(_) => {

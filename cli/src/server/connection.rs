@@ -1,0 +1,666 @@
+//! One client connection: pgwire's message loop calls these handlers, which
+//! run statements on the connection's own [`Session`].
+//!
+//! Invariants:
+//! - A statement runs on tokio's blocking pool ([`Conn::blocking`]): it may
+//!   fsync, and it must not stall the runtime's workers. The session's mutex is
+//!   taken only inside that blocking closure, never across an `.await`.
+//! - The transaction status reported in ReadyForQuery is the session's own
+//!   (`Idle`, `InTransaction`, `Failed`), read after every statement, so `I`,
+//!   `T` and `E` follow PostgreSQL's rules, ROLLBACK TO SAVEPOINT included.
+//! - An error in the extended protocol is returned as an `Err`, so pgwire
+//!   discards messages until Sync as PostgreSQL does; in the simple protocol
+//!   the error ends the query string and ReadyForQuery follows.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use futures::{Sink, SinkExt, stream};
+use pgwire::api::auth::{
+    DefaultServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
+    save_startup_parameters_to_metadata,
+};
+use pgwire::api::cancel::CancelHandler;
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler, send_ready_for_query};
+use pgwire::api::results::{
+    DescribePortalResponse, DescribeStatementResponse, FieldInfo, QueryResponse, Response, Tag,
+};
+use pgwire::api::stmt::{QueryParser, StoredStatement};
+use pgwire::api::store::PortalStore;
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, NoopHandler, PgWireConnectionState, PgWireServerHandlers,
+    PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type,
+};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::cancel::CancelRequest;
+use pgwire::messages::data::{FieldDescription, RowDescription};
+use pgwire::messages::extendedquery::Execute;
+use pgwire::messages::response::{
+    CommandComplete, EmptyQueryResponse, NoticeResponse, TransactionStatus,
+};
+use pgwire::messages::simplequery::Query;
+use pgwire::messages::startup::SecretKey;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use strata_sql::exec::Interrupt;
+use strata_sql::{
+    Database, Description, Prepared, Session, SqlError, StatementResult, TxnStatus, Value,
+};
+
+use super::values;
+
+/// What every connection shares: the database and the cancel registry.
+#[derive(Debug)]
+pub struct Shared {
+    pub db: Database,
+    /// Backend pid -> (secret key, the interrupt of that connection's session).
+    cancel_keys: Mutex<HashMap<i32, (SecretKey, Interrupt)>>,
+    pids: RandomPidSecretKeyGenerator,
+    parameters: Arc<DefaultServerParameterProvider>,
+}
+
+impl Shared {
+    pub fn new(db: Database) -> Shared {
+        let mut parameters = DefaultServerParameterProvider::default();
+        parameters.server_version = super::SERVER_VERSION.to_string();
+        parameters.search_path = "\"$user\", public".to_string();
+        parameters.time_zone = "UTC".to_string();
+        parameters.date_style = "ISO, MDY".to_string();
+        Shared {
+            db,
+            cancel_keys: Mutex::new(HashMap::new()),
+            pids: RandomPidSecretKeyGenerator::default(),
+            parameters: Arc::new(parameters),
+        }
+    }
+
+    /// Cancels the running statement of every connection (shutdown).
+    pub fn cancel_all(&self) {
+        for (_, interrupt) in
+            self.cancel_keys.lock().unwrap_or_else(PoisonError::into_inner).values()
+        {
+            interrupt.cancel();
+        }
+    }
+
+    fn cancel(&self, request: &CancelRequest) {
+        let keys = self.cancel_keys.lock().unwrap_or_else(PoisonError::into_inner);
+        // A wrong secret is ignored silently, as PostgreSQL does.
+        if let Some((secret, interrupt)) = keys.get(&request.pid)
+            && secret_bytes(secret) == secret_bytes(&request.secret_key)
+        {
+            interrupt.cancel();
+        }
+    }
+}
+
+/// A secret key's bytes: a cancel request's key arrives as bytes whatever
+/// form the server chose when it handed the key out.
+fn secret_bytes(key: &SecretKey) -> Vec<u8> {
+    match key {
+        SecretKey::I32(i) => i.to_be_bytes().to_vec(),
+        SecretKey::Bytes(b) => b.to_vec(),
+    }
+}
+
+/// A prepared statement as pgwire stores it: parsed and described once, at
+/// Parse time (as PostgreSQL analyses a statement when it is prepared).
+#[derive(Clone, Debug)]
+pub struct Statement {
+    prepared: Prepared,
+    description: Description,
+}
+
+/// The state of one connection.
+#[derive(Debug)]
+pub struct Conn {
+    shared: Arc<Shared>,
+    session: Arc<Mutex<Session>>,
+    pid: Mutex<Option<i32>>,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if let Some(pid) = *self.pid.lock().unwrap_or_else(PoisonError::into_inner) {
+            self.shared.cancel_keys.lock().unwrap_or_else(PoisonError::into_inner).remove(&pid);
+        }
+    }
+}
+
+fn user_error(e: SqlError) -> PgWireError {
+    PgWireError::UserError(Box::new(error_info(&e, "ERROR")))
+}
+
+fn error_info(e: &SqlError, severity: &str) -> ErrorInfo {
+    let mut info = ErrorInfo::new(severity.to_string(), e.code.to_string(), e.message.clone());
+    info.detail = e.detail.clone();
+    info.position = e.position.map(|p| p.to_string());
+    info
+}
+
+fn notice(text: &str) -> PgWireBackendMessage {
+    PgWireBackendMessage::NoticeResponse(NoticeResponse::from(ErrorInfo::new(
+        "NOTICE".to_string(),
+        "00000".to_string(),
+        text.to_string(),
+    )))
+}
+
+fn wire_status(status: TxnStatus) -> TransactionStatus {
+    match status {
+        TxnStatus::Idle => TransactionStatus::Idle,
+        TxnStatus::InTransaction => TransactionStatus::Transaction,
+        TxnStatus::Failed => TransactionStatus::Error,
+    }
+}
+
+fn internal(what: &str) -> PgWireError {
+    user_error(SqlError::internal(what))
+}
+
+impl Conn {
+    pub fn new(shared: Arc<Shared>) -> Conn {
+        let session = shared.db.session();
+        Conn { shared, session: Arc::new(Mutex::new(session)), pid: Mutex::new(None) }
+    }
+
+    /// Runs `f` on the session on tokio's blocking pool.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Session) -> T + Send + 'static,
+    ) -> PgWireResult<T> {
+        let session = self.session.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut session = session.lock().unwrap_or_else(PoisonError::into_inner);
+            f(&mut session)
+        })
+        .await
+        .map_err(|_| internal("statement task failed"))
+    }
+
+    fn status(&self) -> TransactionStatus {
+        wire_status(self.session.lock().unwrap_or_else(PoisonError::into_inner).status())
+    }
+
+    /// Applies the startup packet's settings (`options=-c name=value`,
+    /// application_name, DateStyle, ...) to the session.
+    async fn apply_startup_parameters(
+        &self,
+        metadata: &HashMap<String, String>,
+    ) -> PgWireResult<()> {
+        let mut sets = Vec::new();
+        for (name, value) in metadata {
+            match name.as_str() {
+                "user" | "database" | "replication" => {}
+                "options" => {
+                    for (n, v) in parse_options(value)? {
+                        sets.push((n, v));
+                    }
+                }
+                _ => sets.push((name.clone(), value.clone())),
+            }
+        }
+        let errors = self
+            .blocking(move |s| {
+                let mut errors = Vec::new();
+                for (name, value) in sets {
+                    let sql = format!("SET {name} = '{}'", value.replace('\'', "''"));
+                    // Unknown startup parameters are ignored, as PostgreSQL
+                    // ignores unknown GUCs with a dot; known ones must be valid.
+                    if let Err(e) = s.execute(&sql, &[])
+                        && e.code != strata_sql::sqlstate::UNDEFINED_OBJECT
+                        && e.code != strata_sql::sqlstate::SYNTAX_ERROR
+                    {
+                        errors.push(e);
+                    }
+                }
+                errors
+            })
+            .await?;
+        match errors.into_iter().next() {
+            Some(e) => Err(PgWireError::UserError(Box::new(error_info(&e, "FATAL")))),
+            None => Ok(()),
+        }
+    }
+
+    fn register_cancel_key(&self, pid: i32, secret: SecretKey) {
+        let interrupt = self.session.lock().unwrap_or_else(PoisonError::into_inner).interrupt();
+        self.shared
+            .cancel_keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(pid, (secret, interrupt));
+        *self.pid.lock().unwrap_or_else(PoisonError::into_inner) = Some(pid);
+    }
+}
+
+/// `-c name=value` pairs (also `--name=value`) from the startup `options`.
+fn parse_options(options: &str) -> PgWireResult<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    let mut words = options.split_whitespace();
+    while let Some(w) = words.next() {
+        let pair = if w == "-c" {
+            words.next().unwrap_or("")
+        } else if let Some(rest) = w.strip_prefix("-c").or_else(|| w.strip_prefix("--")) {
+            rest
+        } else {
+            return Err(user_error(SqlError::new(
+                "08P01",
+                format!("invalid command-line argument for server process: {w}"),
+            )));
+        };
+        let Some((name, value)) = pair.split_once('=') else {
+            return Err(user_error(SqlError::new(
+                "08P01",
+                format!("invalid command-line argument for server process: {pair}"),
+            )));
+        };
+        out.push((name.replace('-', "_"), value.to_string()));
+    }
+    Ok(out)
+}
+
+/// Startup without a password (trust), or refusal when the server is full.
+#[derive(Debug)]
+pub struct Startup {
+    conn: Arc<Conn>,
+}
+
+#[async_trait]
+impl StartupHandler for Startup {
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let PgWireFrontendMessage::Startup(startup) = message else { return Ok(()) };
+        protocol_negotiation(client, &startup).await?;
+        save_startup_parameters_to_metadata(client, &startup);
+        let (pid, secret) = self.conn.shared.pids.generate(client);
+        client.set_pid_and_secret_key(pid, secret.clone());
+        self.conn.register_cancel_key(pid, secret);
+        self.conn.apply_startup_parameters(client.metadata()).await?;
+        finish_authentication(client, self.conn.shared.parameters.as_ref()).await?;
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        Ok(())
+    }
+}
+
+/// A connection past `max_connections`: refused with SQLSTATE 53300 after its
+/// startup packet. Cancel requests still work on it.
+#[derive(Debug)]
+pub struct Refused {
+    shared: Arc<Shared>,
+}
+
+impl Refused {
+    pub fn new(shared: Arc<Shared>) -> Refused {
+        Refused { shared }
+    }
+}
+
+#[derive(Debug)]
+struct RefuseStartup;
+
+#[async_trait]
+impl StartupHandler for RefuseStartup {
+    async fn on_startup<C>(
+        &self,
+        _client: &mut C,
+        _message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+            "FATAL".to_string(),
+            "53300".to_string(),
+            "sorry, too many clients already".to_string(),
+        ))))
+    }
+}
+
+impl PgWireServerHandlers for Refused {
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        Arc::new(RefuseStartup)
+    }
+
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+        Arc::new(Cancel { shared: self.shared.clone() })
+    }
+}
+
+/// Cancel requests arrive on their own connection and name a backend pid.
+#[derive(Debug)]
+pub struct Cancel {
+    shared: Arc<Shared>,
+}
+
+#[async_trait]
+impl CancelHandler for Cancel {
+    async fn on_cancel_request(&self, request: CancelRequest) {
+        self.shared.cancel(&request);
+    }
+}
+
+/// The handlers of one connection, as pgwire asks for them.
+#[derive(Debug)]
+pub struct Handlers {
+    conn: Arc<Conn>,
+}
+
+impl Handlers {
+    pub fn new(shared: Arc<Shared>) -> Handlers {
+        Handlers { conn: Arc::new(Conn::new(shared)) }
+    }
+}
+
+impl PgWireServerHandlers for Handlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.conn.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.conn.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        Arc::new(Startup { conn: self.conn.clone() })
+    }
+
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+        Arc::new(Cancel { shared: self.conn.shared.clone() })
+    }
+
+    fn copy_handler(&self) -> Arc<impl pgwire::api::copy::CopyHandler> {
+        Arc::new(NoopHandler)
+    }
+}
+
+fn row_description(fields: &[FieldInfo]) -> RowDescription {
+    RowDescription::new(
+        fields
+            .iter()
+            .map(|f| {
+                FieldDescription::new(
+                    f.name().to_string(),
+                    f.table_id().unwrap_or(0),
+                    f.column_id().unwrap_or(0),
+                    f.datatype().oid(),
+                    f.type_size(),
+                    f.type_modifier(),
+                    f.format().value(),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Sends one statement's result in the simple protocol: notices, then
+/// RowDescription and DataRows if it returns rows, then CommandComplete.
+async fn send_result<C>(client: &mut C, r: StatementResult) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    for n in &r.notices {
+        client.feed(notice(n)).await?;
+    }
+    let returns_rows = !r.columns.is_empty();
+    if returns_rows {
+        let fields = values::fields(&r.columns, &Format::UnifiedText);
+        client.feed(PgWireBackendMessage::RowDescription(row_description(&fields))).await?;
+        for row in &r.rows {
+            let data = values::data_row(row, &r.columns, &fields);
+            client.feed(PgWireBackendMessage::DataRow(data)).await?;
+        }
+    }
+    client.feed(PgWireBackendMessage::CommandComplete(CommandComplete::new(r.tag))).await?;
+    Ok(())
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Conn {
+    async fn on_query<C>(&self, client: &mut C, query: Query) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            return Err(PgWireError::NotReadyForQuery);
+        }
+        client.set_state(PgWireConnectionState::QueryInProgress);
+        let sql = query.query;
+        if sql.trim().trim_matches(';').trim().is_empty() {
+            client
+                .feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new()))
+                .await?;
+        } else {
+            let (results, error) = self.blocking(move |s| s.execute_script(&sql)).await?;
+            for r in results {
+                send_result(client, r).await?;
+            }
+            if let Some(e) = error {
+                client
+                    .feed(PgWireBackendMessage::ErrorResponse(error_info(&e, "ERROR").into()))
+                    .await?;
+            }
+        }
+        let status = self.status();
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        client.set_transaction_status(status);
+        send_ready_for_query(client, status).await
+    }
+
+    async fn do_query<C>(&self, _client: &mut C, _query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        // on_query above answers simple queries itself.
+        Err(internal("simple query path bypassed"))
+    }
+}
+
+/// Parses and describes statements at Parse time, on the connection's session.
+#[derive(Debug)]
+pub struct Parser {
+    session: Arc<Mutex<Session>>,
+}
+
+#[async_trait]
+impl QueryParser for Parser {
+    type Statement = Statement;
+
+    async fn parse_sql<C>(
+        &self,
+        _client: &C,
+        sql: &str,
+        types: &[Option<Type>],
+    ) -> PgWireResult<Option<Statement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let session = self.session.clone();
+        let sql = sql.to_string();
+        let given: Vec<Option<Type>> = types.to_vec();
+        let described = tokio::task::spawn_blocking(move || {
+            let mut s = session.lock().unwrap_or_else(PoisonError::into_inner);
+            let prepared = s.prepare(&sql)?;
+            let mut description = s.describe(&prepared)?;
+            if description.params.len() < given.len() {
+                description.params.resize(given.len(), None);
+            }
+            Ok::<_, SqlError>(Statement { prepared, description })
+        })
+        .await
+        .map_err(|_| internal("parse task failed"))?;
+        described.map(Some).map_err(user_error)
+    }
+
+    fn get_parameter_types(&self, stmt: &Statement) -> PgWireResult<Vec<Type>> {
+        Ok(stmt
+            .description
+            .params
+            .iter()
+            .map(|t| t.as_ref().map_or(Type::TEXT, values::pg_type))
+            .collect())
+    }
+
+    fn get_result_schema(
+        &self,
+        stmt: &Statement,
+        format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        Ok(values::fields(&stmt.description.columns, format.unwrap_or(&Format::UnifiedText)))
+    }
+}
+
+impl Conn {
+    fn decode_params(&self, portal: &Portal<Statement>) -> PgWireResult<Vec<Value>> {
+        let stmt = &portal.statement;
+        portal
+            .parameters
+            .iter()
+            .enumerate()
+            .map(|(i, bytes)| {
+                // The client's declared type decides the binary layout; else ours.
+                let ty = stmt
+                    .parameter_types
+                    .get(i)
+                    .cloned()
+                    .flatten()
+                    .or_else(|| {
+                        stmt.statement
+                            .description
+                            .params
+                            .get(i)
+                            .cloned()
+                            .flatten()
+                            .map(|t| values::pg_type(&t))
+                    })
+                    .unwrap_or(Type::TEXT);
+                let binary = portal.parameter_format.is_binary(i);
+                values::decode_param(bytes.as_deref(), &ty, binary).map_err(user_error)
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Conn {
+    type Statement = Statement;
+    type QueryParser = Parser;
+
+    fn query_parser(&self) -> Arc<Parser> {
+        Arc::new(Parser { session: self.session.clone() })
+    }
+
+    async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let result = self._on_execute(client, message).await;
+        // The session knows the transaction state; ReadyForQuery at Sync reports it.
+        client.set_transaction_status(self.status());
+        result
+    }
+
+    async fn do_describe_statement<C>(
+        &self,
+        _client: &mut C,
+        target: &StoredStatement<Statement>,
+    ) -> PgWireResult<DescribeStatementResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let parser = self.query_parser();
+        let ours = parser.get_parameter_types(&target.statement)?;
+        let params = (0..ours.len().max(target.parameter_types.len()))
+            .map(|i| {
+                target.parameter_types.get(i).cloned().flatten().or_else(|| ours.get(i).cloned())
+            })
+            .map(|t| t.unwrap_or(Type::TEXT))
+            .collect();
+        let fields = parser.get_result_schema(&target.statement, None)?;
+        Ok(DescribeStatementResponse::new(params, fields))
+    }
+
+    async fn do_describe_portal<C>(
+        &self,
+        _client: &mut C,
+        portal: &Portal<Statement>,
+    ) -> PgWireResult<DescribePortalResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let fields = values::fields(
+            &portal.statement.statement.description.columns,
+            &portal.result_column_format,
+        );
+        Ok(DescribePortalResponse::new(fields))
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Statement>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let params = self.decode_params(portal)?;
+        let prepared = portal.statement.statement.prepared.clone();
+        let result = self
+            .blocking(move |s| s.execute_prepared(&prepared, &params))
+            .await?
+            .map_err(user_error)?;
+        for n in &result.notices {
+            client.feed(notice(n)).await?;
+        }
+        if result.columns.is_empty() {
+            return Ok(Response::Execution(Tag::new(&result.tag)));
+        }
+        let fields = Arc::new(values::fields(&result.columns, &portal.result_column_format));
+        let rows: Vec<PgWireResult<_>> = result
+            .rows
+            .iter()
+            .map(|row| Ok(values::data_row(row, &result.columns, &fields)))
+            .collect();
+        let mut response = QueryResponse::new(fields, stream::iter(rows));
+        // pgwire appends the row count it sent: "SELECT 3", "INSERT 0 3".
+        let command = match result.tag.rsplit_once(' ') {
+            Some((command, count)) if count.parse::<u64>().is_ok() => command.to_string(),
+            _ => result.tag.clone(),
+        };
+        response.set_command_tag(&command);
+        Ok(Response::Query(response))
+    }
+}

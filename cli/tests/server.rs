@@ -1,0 +1,464 @@
+//! `strata start` driven by clients nobody here wrote: the `tokio-postgres`
+//! driver (extended protocol, binary formats, portals, cancel) and `psql`
+//! (simple protocol), against a real server process that is stopped with
+//! signals and restarted.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use rust_decimal::Decimal;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{FromSql, Type};
+use tokio_postgres::{Client, NoTls};
+
+/// A running `strata start` process; killed when dropped.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(data: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args(["start", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn strata start");
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read the listening line");
+        let port = line
+            .split(" on 127.0.0.1:")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {line:?}"));
+        Server { child, port }
+    }
+
+    fn url(&self) -> String {
+        format!("host=127.0.0.1 port={} user=tester dbname=strata", self.port)
+    }
+
+    /// Sends `signal` and waits for the process to exit; returns its exit code.
+    fn stop(mut self, signal: i32) -> Option<i32> {
+        // SAFETY: kill(2) on our own child's pid; no memory is involved.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.code();
+            }
+            assert!(Instant::now() < deadline, "server did not exit after signal {signal}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const SIGKILL: i32 = libc::SIGKILL;
+const SIGTERM: i32 = libc::SIGTERM;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime")
+}
+
+async fn connect(server: &Server) -> Client {
+    let (client, connection) =
+        tokio_postgres::connect(&server.url(), NoTls).await.expect("connect to strata");
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    client
+}
+
+fn code(e: &tokio_postgres::Error) -> Option<&SqlState> {
+    e.code()
+}
+
+/// DATE in its binary form: days since 2000-01-01.
+#[derive(Debug, PartialEq)]
+struct PgDate(i32);
+
+impl<'a> FromSql<'a> for PgDate {
+    fn from_sql(
+        _: &Type,
+        raw: &'a [u8],
+    ) -> Result<PgDate, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(PgDate(i32::from_be_bytes(raw.try_into()?)))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::DATE
+    }
+}
+
+#[test]
+fn extended_protocol_round_trips_every_type_in_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    runtime().block_on(async {
+        let c = connect(&server).await;
+        c.batch_execute(
+            "CREATE TABLE t (id INT PRIMARY KEY, small SMALLINT, big BIGINT, ok BOOLEAN, \
+             r REAL, d DOUBLE PRECISION, n NUMERIC(12,3), name VARCHAR(20), code CHAR(4), \
+             raw BYTEA, day DATE, at TIMESTAMP)",
+        )
+        .await
+        .expect("create");
+        let insert = c
+            .prepare("INSERT INTO t VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
+            .await
+            .expect("prepare insert");
+        assert_eq!(
+            insert.params(),
+            &[
+                Type::INT4,
+                Type::INT2,
+                Type::INT8,
+                Type::BOOL,
+                Type::FLOAT4,
+                Type::FLOAT8,
+                Type::NUMERIC,
+                Type::VARCHAR,
+                Type::BPCHAR,
+                Type::BYTEA,
+                Type::DATE,
+                Type::TIMESTAMP
+            ]
+        );
+        let at = SystemTime::UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456);
+        let n: Decimal = "-12345.678".parse().unwrap();
+        // The date is passed as text: the driver has no DATE type without chrono.
+        let insert_text_date = c
+            .prepare_typed(
+                "INSERT INTO t VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::date, $12)",
+                &[
+                    Type::INT4,
+                    Type::INT2,
+                    Type::INT8,
+                    Type::BOOL,
+                    Type::FLOAT4,
+                    Type::FLOAT8,
+                    Type::NUMERIC,
+                    Type::VARCHAR,
+                    Type::BPCHAR,
+                    Type::BYTEA,
+                    Type::TEXT,
+                    Type::TIMESTAMP,
+                ],
+            )
+            .await
+            .expect("prepare typed");
+        let changed = c
+            .execute(
+                &insert_text_date,
+                &[
+                    &1i32,
+                    &-7i16,
+                    &(i64::MAX - 1),
+                    &true,
+                    &1.5f32,
+                    &-2.25f64,
+                    &n,
+                    &"héllo",
+                    &"ab",
+                    &vec![0u8, 1, 255],
+                    &"2024-02-29",
+                    &at,
+                ],
+            )
+            .await
+            .expect("insert");
+        assert_eq!(changed, 1);
+        let row = c.query_one("SELECT * FROM t WHERE id = $1", &[&1i32]).await.expect("select");
+        assert_eq!(row.get::<_, i32>("id"), 1);
+        assert_eq!(row.get::<_, i16>("small"), -7);
+        assert_eq!(row.get::<_, i64>("big"), i64::MAX - 1);
+        assert!(row.get::<_, bool>("ok"));
+        assert_eq!(row.get::<_, f32>("r"), 1.5);
+        assert_eq!(row.get::<_, f64>("d"), -2.25);
+        assert_eq!(row.get::<_, Decimal>("n"), n);
+        assert_eq!(row.get::<_, Decimal>("n").to_string(), "-12345.678");
+        assert_eq!(row.get::<_, String>("name"), "héllo");
+        assert_eq!(row.get::<_, String>("code"), "ab  ", "CHAR(4) is blank-padded");
+        assert_eq!(row.get::<_, Vec<u8>>("raw"), vec![0, 1, 255]);
+        // 2024-02-29 is 8825 days after 2000-01-01.
+        assert_eq!(row.get::<_, PgDate>("day"), PgDate(8825));
+        assert_eq!(row.get::<_, SystemTime>("at"), at);
+        // NULLs in every column but the key.
+        c.execute("INSERT INTO t (id) VALUES ($1)", &[&2i32]).await.expect("insert nulls");
+        let row = c.query_one("SELECT n, name, raw FROM t WHERE id = 2", &[]).await.unwrap();
+        assert_eq!(row.get::<_, Option<Decimal>>(0), None);
+        assert_eq!(row.get::<_, Option<String>>(1), None);
+        assert_eq!(row.get::<_, Option<Vec<u8>>>(2), None);
+        // The simple protocol returns the same values as text.
+        let text = c.simple_query("SELECT n, day, at, code FROM t WHERE id = 1").await.unwrap();
+        let tokio_postgres::SimpleQueryMessage::Row(row) = &text[1] else {
+            panic!("expected a row: {text:?}")
+        };
+        assert_eq!(row.get(0), Some("-12345.678"));
+        assert_eq!(row.get(1), Some("2024-02-29"));
+        assert_eq!(row.get(2), Some("2023-11-14 22:13:20.123456"));
+        assert_eq!(row.get(3), Some("ab  "));
+    });
+}
+
+#[test]
+fn errors_carry_sqlstates_and_transactions_follow_postgres_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    runtime().block_on(async {
+        let mut a = connect(&server).await;
+        let b = connect(&server).await;
+        a.batch_execute("CREATE TABLE acct (id INT PRIMARY KEY, bal INT CHECK (bal >= 0))")
+            .await
+            .unwrap();
+        a.execute("INSERT INTO acct VALUES (1, 10), (2, 0)", &[]).await.unwrap();
+
+        let e = a.query("SELECT * FROM missing", &[]).await.expect_err("no table");
+        assert_eq!(code(&e), Some(&SqlState::UNDEFINED_TABLE));
+        let e = a.execute("INSERT INTO acct VALUES (1, 5)", &[]).await.expect_err("dup");
+        assert_eq!(code(&e), Some(&SqlState::UNIQUE_VIOLATION));
+        let e = a.execute("UPDATE acct SET bal = -1 WHERE id = 2", &[]).await.expect_err("check");
+        assert_eq!(code(&e), Some(&SqlState::CHECK_VIOLATION));
+        let e = a.query("SELEC 1", &[]).await.expect_err("syntax");
+        assert_eq!(code(&e), Some(&SqlState::SYNTAX_ERROR));
+
+        // An error inside a transaction aborts it until ROLLBACK.
+        let tx = a.transaction().await.unwrap();
+        let e = tx.query("SELECT 1/0", &[]).await.expect_err("division");
+        assert_eq!(code(&e), Some(&SqlState::DIVISION_BY_ZERO));
+        let e = tx.query("SELECT 1", &[]).await.expect_err("aborted");
+        assert_eq!(code(&e), Some(&SqlState::IN_FAILED_SQL_TRANSACTION));
+        tx.rollback().await.unwrap();
+        assert_eq!(a.query_one("SELECT 1 + 1", &[]).await.unwrap().get::<_, i32>(0), 2);
+
+        // ROLLBACK TO SAVEPOINT leaves the aborted state.
+        a.batch_execute("BEGIN; SAVEPOINT s; UPDATE acct SET bal = 11 WHERE id = 1").await.unwrap();
+        a.batch_execute("SELECT * FROM missing").await.expect_err("missing");
+        a.batch_execute("ROLLBACK TO SAVEPOINT s").await.unwrap();
+        a.batch_execute("UPDATE acct SET bal = 12 WHERE id = 1; COMMIT").await.unwrap();
+        let bal: i32 = b.query_one("SELECT bal FROM acct WHERE id = 1", &[]).await.unwrap().get(0);
+        assert_eq!(bal, 12);
+
+        // First committer wins; the loser gets 40001 at COMMIT.
+        let tx = a.transaction().await.unwrap();
+        tx.execute("UPDATE acct SET bal = bal - 1 WHERE id = 1", &[]).await.unwrap();
+        b.execute("UPDATE acct SET bal = bal + 100 WHERE id = 1", &[]).await.unwrap();
+        let e = tx.commit().await.expect_err("conflict");
+        assert_eq!(code(&e), Some(&SqlState::T_R_SERIALIZATION_FAILURE));
+        let bal: i32 = a.query_one("SELECT bal FROM acct WHERE id = 1", &[]).await.unwrap().get(0);
+        assert_eq!(bal, 112);
+    });
+}
+
+#[test]
+fn portals_fetch_rows_in_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    runtime().block_on(async {
+        let mut c = connect(&server).await;
+        c.batch_execute("CREATE TABLE n (i INT PRIMARY KEY)").await.unwrap();
+        let values: Vec<String> = (1..=25).map(|i| format!("({i})")).collect();
+        c.batch_execute(&format!("INSERT INTO n VALUES {}", values.join(","))).await.unwrap();
+        let tx = c.transaction().await.unwrap();
+        let stmt = tx.prepare("SELECT i FROM n WHERE i > $1 ORDER BY i").await.unwrap();
+        let portal = tx.bind(&stmt, &[&5i32]).await.unwrap();
+        let mut seen = Vec::new();
+        let mut batches = 0;
+        loop {
+            let rows = tx.query_portal(&portal, 7).await.unwrap();
+            batches += 1;
+            seen.extend(rows.iter().map(|r| r.get::<_, i32>(0)));
+            if rows.len() < 7 {
+                break;
+            }
+        }
+        assert_eq!(seen, (6..=25).collect::<Vec<_>>());
+        assert_eq!(batches, 3, "20 rows in batches of 7");
+        tx.commit().await.unwrap();
+    });
+}
+
+#[test]
+fn a_running_query_is_cancelled_and_the_connection_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    runtime().block_on(async {
+        let c = connect(&server).await;
+        c.batch_execute("CREATE TABLE n (i INT PRIMARY KEY)").await.unwrap();
+        let values: Vec<String> = (1..=400).map(|i| format!("({i})")).collect();
+        c.batch_execute(&format!("INSERT INTO n VALUES {}", values.join(","))).await.unwrap();
+        let token = c.cancel_token();
+        let canceller = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            token.cancel_query(NoTls).await
+        });
+        let started = Instant::now();
+        let e = c
+            .query("SELECT count(*) FROM n a, n b, n c WHERE a.i + b.i + c.i < 0", &[])
+            .await
+            .expect_err("cancelled");
+        canceller.await.unwrap().expect("cancel request sent");
+        assert_eq!(code(&e), Some(&SqlState::QUERY_CANCELED), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(60));
+        let n: i64 = c.query_one("SELECT count(*) FROM n", &[]).await.unwrap().get(0);
+        assert_eq!(n, 400);
+    });
+}
+
+#[test]
+fn connections_past_the_limit_are_refused_with_53300() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--max-connections", "2"]);
+    runtime().block_on(async {
+        let first = connect(&server).await;
+        let _second = connect(&server).await;
+        let Err(e) = tokio_postgres::connect(&server.url(), NoTls).await else {
+            panic!("a third connection was accepted")
+        };
+        assert_eq!(code(&e), Some(&SqlState::TOO_MANY_CONNECTIONS), "{e}");
+        drop(first);
+        // The slot frees when a client leaves.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match tokio_postgres::connect(&server.url(), NoTls).await {
+                Ok(_) => break,
+                Err(e) if Instant::now() < deadline => {
+                    assert_eq!(code(&e), Some(&SqlState::TOO_MANY_CONNECTIONS), "{e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("slot never freed: {e}"),
+            }
+        }
+    });
+}
+
+#[test]
+fn garbage_on_one_connection_harms_no_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    runtime().block_on(async {
+        let c = connect(&server).await;
+        c.batch_execute("CREATE TABLE k (id INT PRIMARY KEY)").await.unwrap();
+        for garbage in [
+            &b"\x00\x00\x00\x08\x04\xd2\x16\x2f"[..], // SSL request, then nothing
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"\x00\x00\x00\x03",                 // length below the minimum
+            b"\x7f\xff\xff\xff\x00\x03\x00\x00", // a 2 GiB startup packet
+        ] {
+            let mut s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let _ = s.write_all(garbage);
+            let _ = s.shutdown(std::net::Shutdown::Write);
+            let mut sink = Vec::new();
+            // The server answers or hangs up; it never stalls.
+            let _ = s.read_to_end(&mut sink);
+        }
+        c.execute("INSERT INTO k VALUES (1)", &[]).await.expect("still serving");
+        let n: i64 = c.query_one("SELECT count(*) FROM k", &[]).await.unwrap().get(0);
+        assert_eq!(n, 1);
+    });
+}
+
+#[test]
+fn sigterm_exits_cleanly_and_sigkill_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    runtime().block_on(async {
+        let c = connect(&server).await;
+        c.batch_execute("CREATE TABLE log (id INT PRIMARY KEY, note TEXT)").await.unwrap();
+        for i in 0..50 {
+            c.execute("INSERT INTO log VALUES ($1, 'before term')", &[&i]).await.unwrap();
+        }
+    });
+    assert_eq!(server.stop(SIGTERM), Some(0), "SIGTERM is a clean shutdown");
+
+    let server = Server::start(dir.path(), &[]);
+    runtime().block_on(async {
+        let c = connect(&server).await;
+        let n: i64 = c.query_one("SELECT count(*) FROM log", &[]).await.unwrap().get(0);
+        assert_eq!(n, 50);
+        for i in 50..100 {
+            c.execute("INSERT INTO log VALUES ($1, 'before kill')", &[&i]).await.unwrap();
+        }
+    });
+    server.stop(SIGKILL);
+
+    let server = Server::start(dir.path(), &[]);
+    runtime().block_on(async {
+        let c = connect(&server).await;
+        let n: i64 = c.query_one("SELECT count(*) FROM log", &[]).await.unwrap().get(0);
+        assert_eq!(n, 100, "every acknowledged insert survived SIGKILL");
+    });
+}
+
+/// Runs psql against the server, or says why not.
+fn psql(server: &Server, args: &[&str]) -> Option<std::process::Output> {
+    let found = Command::new("psql").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !found {
+        eprintln!("skipping the psql checks: psql is not installed");
+        return None;
+    }
+    Some(
+        Command::new("psql")
+            .args(["-X", "-h", "127.0.0.1", "-p", &server.port.to_string(), "-U", "tester"])
+            .args(["-d", "strata"])
+            .args(args)
+            .output()
+            .expect("run psql"),
+    )
+}
+
+#[test]
+fn psql_runs_scripts_and_reports_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let Some(out) = psql(
+        &server,
+        &[
+            "-c",
+            "CREATE TABLE t (id INT PRIMARY KEY, name TEXT, price NUMERIC(6,2))",
+            "-c",
+            "INSERT INTO t VALUES (1, 'one', 1.5), (2, NULL, NULL)",
+            "-c",
+            "SELECT * FROM t ORDER BY id",
+        ],
+    ) else {
+        return;
+    };
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "CREATE TABLE\nINSERT 0 2\n id | name | price \n----+------+-------\n  1 | one  |  1.50\n  2 |      |      \n(2 rows)\n\n"
+    );
+    let out = psql(
+        &server,
+        &[
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-v",
+            "VERBOSITY=verbose",
+            "-c",
+            "SELECT * FROM t WHERE id = 1/0",
+        ],
+    )
+    .expect("psql is installed");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("22012") && stderr.contains("division by zero"), "{stderr}");
+}
