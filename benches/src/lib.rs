@@ -9,6 +9,8 @@
 //! modules so that the smoke tests (`tests/smoke.rs`) call them directly:
 //!
 //! - [`ycsb`]: YCSB workloads A to F, key choice and the run loop.
+//! - [`tpcc`]: TPC-C's schema, loader, five transactions and consistency
+//!   checks.
 //! - [`sqldb`]: one SQL client interface ([`sqldb::SqlConn`]) over embedded
 //!   Strata, SQLite and PostgreSQL, with comparable durability settings.
 //! - [`driver`]: durations, seeds, the retry loop that counts aborts, JSON.
@@ -29,6 +31,7 @@ pub mod driver;
 pub mod engine;
 pub mod histogram;
 pub mod sqldb;
+pub mod tpcc;
 pub mod workload;
 pub mod ycsb;
 pub mod zipfian;
