@@ -194,6 +194,8 @@ pub struct Status {
     pub lease: bool,
     /// Messages dropped because no correct peer could have sent them.
     pub protocol_violations: u64,
+    /// Reads served under the lease since start.
+    pub lease_reads: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -250,6 +252,7 @@ pub struct Raft {
     compaction: Option<Snapshot>,
     persisted_hard_state: HardState,
     protocol_violations: u64,
+    lease_reads: u64,
 }
 
 impl Raft {
@@ -265,9 +268,15 @@ impl Raft {
             }
             term = e.term;
         }
-        if hard_state.term < term {
-            return Err(Error::Corrupt(format!("term {} behind log term {term}", hard_state.term)));
-        }
+        // A crash can keep a `Ready`'s entries (or snapshot) and lose its
+        // hard state, written after them. Then this node never synced
+        // anything of the newer term, so it never voted or acknowledged in
+        // it: taking the log's term with no vote is safe.
+        let hard_state = if hard_state.term < term {
+            HardState { term, vote: None, commit: hard_state.commit }
+        } else {
+            hard_state
+        };
         let mut memberships = vec![(snapshot.index, snapshot.membership.clone())];
         for e in &entries {
             if let Payload::Membership(m) = &e.payload {
@@ -306,6 +315,7 @@ impl Raft {
             compaction: None,
             persisted_hard_state,
             protocol_violations: 0,
+            lease_reads: 0,
         };
         raft.reset_election_timeout();
         Ok(raft)
@@ -383,6 +393,7 @@ impl Raft {
             return Err(Error::NotReady);
         }
         if self.lease_valid() {
+            self.lease_reads += 1;
             self.reads.push(ReadState { id, index: Some(self.log.commit) });
             return Ok(());
         }
@@ -570,6 +581,7 @@ impl Raft {
             membership: self.membership().clone(),
             lease: self.role == Role::Leader && self.lease_valid(),
             protocol_violations: self.protocol_violations,
+            lease_reads: self.lease_reads,
         }
     }
 

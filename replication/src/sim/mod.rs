@@ -70,6 +70,10 @@ pub struct SimConfig {
     pub client_timeout_us: u64,
     /// The nodes' Raft configuration (the id is set per node).
     pub raft: Config,
+    /// Draw per seed the batch and in-flight bounds, the snapshot interval and
+    /// the protocol options (leases, read-index only, or plain Raft without
+    /// pre-vote and check-quorum), so the seeds cover the configuration space.
+    pub randomize: bool,
     /// Record a line per event in the report or failure.
     pub trace: bool,
 }
@@ -83,7 +87,7 @@ impl SimConfig {
         raft.max_inflight_entries = 12;
         SimConfig {
             nodes,
-            clients: 3,
+            clients: 4,
             keys: 4,
             fault_ms: 2_500,
             heal_ms: 1_500,
@@ -97,10 +101,32 @@ impl SimConfig {
             crash_on_persist: 0.002,
             fault_every_ms: (30, 300),
             snapshot_every: 24,
-            client_timeout_us: 400_000,
+            client_timeout_us: 50_000,
             raft,
+            randomize: true,
             trace: false,
         }
+    }
+
+    /// This configuration as seed `rng` draws it (see `randomize`).
+    fn randomized(&self, rng: &mut Rng) -> SimConfig {
+        let mut c = self.clone();
+        if !self.randomize {
+            return c;
+        }
+        c.raft.max_append_entries = [1, 2, 4, 8, 64][rng.below(5) as usize];
+        c.raft.max_inflight_entries = [1, 4, 12, 64][rng.below(4) as usize];
+        c.snapshot_every = [3, 8, 24, 100][rng.below(4) as usize];
+        match rng.below(20) {
+            0..=13 => {}
+            14..=16 => c.raft.lease_drift_ticks = None,
+            _ => {
+                c.raft.lease_drift_ticks = None;
+                c.raft.check_quorum = false;
+                c.raft.pre_vote = false;
+            }
+        }
+        c
     }
 }
 
@@ -117,6 +143,8 @@ pub struct Report {
     pub failed_appends: u64,
     pub unknown_ops: u64,
     pub reads: u64,
+    /// Reads the leader answered under its lease (the rest took a read-index round).
+    pub lease_reads: u64,
     pub crashes: u64,
     pub restarts: u64,
     pub partitions: u64,
@@ -223,6 +251,8 @@ struct Simulation {
     history: Vec<HistoryOp>,
     checker: Checker,
     seen: Vec<(Role, Term)>,
+    /// Lease reads of each node's current incarnation.
+    lease_reads: Vec<u64>,
     phase: Phase,
     next_value: u64,
     report: Report,
@@ -233,6 +263,7 @@ impl Simulation {
     fn new(seed: u64, config: SimConfig) -> Simulation {
         assert!(config.nodes >= 1 && config.clients >= 1 && config.keys >= 1);
         let mut rng = Rng::new(seed);
+        let config = config.randomized(&mut rng);
         let voters: Vec<NodeId> = (1..=config.nodes as NodeId).collect();
         let nodes = voters
             .iter()
@@ -253,6 +284,7 @@ impl Simulation {
             history: Vec::new(),
             checker: Checker::default(),
             seen: vec![(Role::Follower, 0); config.nodes],
+            lease_reads: vec![0; config.nodes],
             phase: Phase::Faults,
             next_value: 1,
             report: Report { seed, ..Report::default() },
@@ -386,7 +418,9 @@ impl Simulation {
                 self.checker.new_leader(id, term, snapshot_index, |x| raft.log_term(x))?;
             }
         }
-        let count = raft.status().protocol_violations;
+        let status = raft.status();
+        self.lease_reads[i] = status.lease_reads;
+        let count = status.protocol_violations;
         if count > 0 {
             return Err(Violation::Protocol { node: id, count });
         }
@@ -417,7 +451,9 @@ impl Simulation {
         }
         let client = c as u64 + 1;
         let key = self.rng.below(self.config.keys);
-        let (kind, request) = if self.rng.chance(0.6) {
+        // Clients differ: from mostly appending to mostly reading.
+        let append_ratio = [0.8, 0.5, 0.2, 0.05][c % 4];
+        let (kind, request) = if self.rng.chance(append_ratio) {
             let value = self.next_value;
             self.next_value += 1;
             let seq = self.clients[c].seq;
@@ -447,7 +483,10 @@ impl Simulation {
         match self.nodes[target].request(request_id, request) {
             Some(reply) => self.client_reply(request_id, reply)?,
             None => {
-                let at = self.config.client_timeout_us;
+                // After healing, clients are patient: liveness is about
+                // progress, not about beating a short timeout.
+                let patience = if self.phase == Phase::Faults { 1 } else { 10 };
+                let at = self.config.client_timeout_us * patience;
                 self.schedule(at, Event::Timeout(c, request_id));
             }
         }
@@ -507,7 +546,7 @@ impl Simulation {
                 self.start(i);
                 self.after(i)?;
             }
-            50..=64 => {
+            50..=59 => {
                 let sides: Vec<bool> = (0..n).map(|_| self.rng.chance(0.5)).collect();
                 for a in 0..n {
                     for b in 0..n {
@@ -517,7 +556,31 @@ impl Simulation {
                 self.report.partitions += 1;
                 self.log(format!("partition {sides:?}"));
             }
-            65..=71 => {
+            60..=64 => {
+                // Isolate the leader, the classic way to get two nodes that think they lead.
+                let leader = self
+                    .nodes
+                    .iter()
+                    .position(|x| x.raft.as_ref().is_some_and(|r| r.role() == Role::Leader));
+                let l = leader.unwrap_or(i);
+                for a in 0..n {
+                    self.blocked[a][l] = a != l;
+                    self.blocked[l][a] = a != l;
+                }
+                self.report.partitions += 1;
+                self.log(format!("isolate n{}", l + 1));
+            }
+            65..=68 => {
+                // Cut one link both ways: the others still reach both ends.
+                let j = (i + 1 + self.rng.below(n as u64 - 1) as usize) % n;
+                if i != j {
+                    self.blocked[i][j] = true;
+                    self.blocked[j][i] = true;
+                    self.report.partitions += 1;
+                    self.log(format!("cut n{} - n{}", i + 1, j + 1));
+                }
+            }
+            69..=71 => {
                 // One-way: i hears nobody, but everyone hears i.
                 for a in 0..n {
                     self.blocked[a][i] = a != i;
@@ -572,6 +635,7 @@ impl Simulation {
         let seed = self.rng.next_u64();
         self.nodes[i].start(config, seed).expect("a node restarts from its own disk");
         self.seen[i] = (Role::Follower, 0);
+        self.report.lease_reads += std::mem::take(&mut self.lease_reads[i]);
         if self.report.events > 0 {
             self.report.restarts += 1;
         }
@@ -579,6 +643,7 @@ impl Simulation {
     }
 
     fn finish(&mut self) -> Result<(), Violation> {
+        self.report.lease_reads += self.lease_reads.iter().sum::<u64>();
         self.checker.history(&self.history)?;
         let mut leader = None;
         let mut states = Vec::new();
