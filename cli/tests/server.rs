@@ -18,6 +18,14 @@ use tokio_postgres::{Client, NoTls};
 struct Server {
     child: Child,
     port: u16,
+    /// The metrics endpoint's port, when started with `--http`.
+    http_port: Option<u16>,
+}
+
+/// The port of the first "on 127.0.0.1:PORT" or "http://127.0.0.1:PORT" in `line`.
+fn port_in(line: &str, marker: &str) -> Option<u16> {
+    let rest = line.split(marker).nth(1)?;
+    rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
 }
 
 impl Server {
@@ -30,17 +38,19 @@ impl Server {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn strata start");
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read the listening line");
-        let port = line
-            .split(" on 127.0.0.1:")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no port in {line:?}"));
-        Server { child, port }
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let (mut port, mut http_port) = (None, None);
+        let wants_http = extra.contains(&"--http");
+        while port.is_none() || (wants_http && http_port.is_none()) {
+            let mut line = String::new();
+            let n = stdout.read_line(&mut line).expect("read the server's stdout");
+            assert!(n > 0, "the server exited before listening");
+            port = port.or_else(|| port_in(&line, " protocol on 127.0.0.1:"));
+            http_port = http_port.or_else(|| port_in(&line, "http://127.0.0.1:"));
+        }
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        Server { child, port: port.expect("port"), http_port }
     }
 
     fn url(&self) -> String {
@@ -461,4 +471,55 @@ fn psql_runs_scripts_and_reports_errors() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("22012") && stderr.contains("division by zero"), "{stderr}");
+}
+
+/// One HTTP/1.1 GET (or `method`) against the metrics endpoint: status line and body.
+fn http(port: u16, method: &str, path: &str) -> (String, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to /metrics");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).expect("read the response");
+    let (head, body) = response.split_once("\r\n\r\n").expect("a head and a body");
+    (head.lines().next().unwrap_or("").to_string(), body.to_string())
+}
+
+/// The value of the sample `name` (with its labels) in a Prometheus text body.
+fn sample(body: &str, name: &str) -> f64 {
+    body.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("no sample {name} in\n{body}"))
+        .parse()
+        .expect("a number")
+}
+
+#[test]
+fn metrics_endpoint_counts_what_the_server_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--http", "127.0.0.1:0"]);
+    let port = server.http_port.expect("http port");
+    assert_eq!(http(port, "GET", "/health"), ("HTTP/1.1 200 OK".to_string(), "ok\n".to_string()));
+    let (status, _) = http(port, "GET", "/nowhere");
+    assert_eq!(status, "HTTP/1.1 404 Not Found");
+    let (status, _) = http(port, "POST", "/metrics");
+    assert_eq!(status, "HTTP/1.1 405 Method Not Allowed");
+
+    runtime().block_on(async {
+        let c = connect(&server).await;
+        c.batch_execute("CREATE TABLE m (id INT PRIMARY KEY)").await.unwrap();
+        for i in 0..5 {
+            c.execute("INSERT INTO m VALUES ($1)", &[&i]).await.unwrap();
+        }
+        c.execute("INSERT INTO m VALUES (0)", &[]).await.expect_err("duplicate");
+        let (status, body) = http(port, "GET", "/metrics");
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        assert_eq!(sample(&body, "strata_connections"), 1.0);
+        assert_eq!(sample(&body, "strata_connections_accepted_total"), 1.0);
+        assert!(sample(&body, "strata_commits_total") >= 6.0, "{body}");
+        assert_eq!(sample(&body, "strata_statements_failed_total"), 1.0, "{body}");
+        assert_eq!(sample(&body, "strata_statement_duration_seconds_count"), 7.0);
+        assert_eq!(sample(&body, "strata_statement_duration_seconds_bucket{le=\"+Inf\"}"), 7.0);
+        assert!(sample(&body, "strata_engine_wal_syncs_total") >= 6.0, "{body}");
+        assert_eq!(sample(&body, "strata_aborts_total{reason=\"write_write\"}"), 0.0);
+    });
 }

@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Debug;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
@@ -49,12 +50,14 @@ use strata_sql::{
     Database, Description, Prepared, Session, SqlError, StatementResult, TxnStatus, Value,
 };
 
+use super::metrics::Metrics;
 use super::values;
 
-/// What every connection shares: the database and the cancel registry.
+/// What every connection shares: the database, the cancel registry, metrics.
 #[derive(Debug)]
 pub struct Shared {
     pub db: Database,
+    pub metrics: Metrics,
     /// Backend pid -> (secret key, the interrupt of that connection's session).
     cancel_keys: Mutex<HashMap<i32, (SecretKey, Interrupt)>>,
     pids: RandomPidSecretKeyGenerator,
@@ -70,6 +73,7 @@ impl Shared {
         parameters.date_style = "ISO, MDY".to_string();
         Shared {
             db,
+            metrics: Metrics::default(),
             cancel_keys: Mutex::new(HashMap::new()),
             pids: RandomPidSecretKeyGenerator::default(),
             parameters: Arc::new(parameters),
@@ -164,6 +168,25 @@ impl Conn {
     pub fn new(shared: Arc<Shared>) -> Conn {
         let session = shared.db.session();
         Conn { shared, session: Arc::new(Mutex::new(session)), pid: Mutex::new(None) }
+    }
+
+    /// Runs a statement (or a script) on the session and records its
+    /// latency and outcome.
+    async fn run_statement<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Session) -> (T, Option<SqlError>) + Send + 'static,
+    ) -> PgWireResult<(T, Option<SqlError>)> {
+        let started = std::time::Instant::now();
+        let out = self.blocking(f).await?;
+        let metrics = &self.shared.metrics;
+        metrics.observe_statement(started.elapsed());
+        if let Some(e) = &out.1 {
+            metrics.statements_failed.fetch_add(1, Ordering::Relaxed);
+            if e.code == strata_sql::sqlstate::QUERY_CANCELED {
+                metrics.statements_cancelled.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(out)
     }
 
     /// Runs `f` on the session on tokio's blocking pool.
@@ -448,7 +471,7 @@ impl SimpleQueryHandler for Conn {
                 .feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new()))
                 .await?;
         } else {
-            let (results, error) = self.blocking(move |s| s.execute_script(&sql)).await?;
+            let (results, error) = self.run_statement(move |s| s.execute_script(&sql)).await?;
             for r in results {
                 send_result(client, r).await?;
             }
@@ -638,10 +661,15 @@ impl ExtendedQueryHandler for Conn {
     {
         let params = self.decode_params(portal)?;
         let prepared = portal.statement.statement.prepared.clone();
-        let result = self
-            .blocking(move |s| s.execute_prepared(&prepared, &params))
-            .await?
-            .map_err(user_error)?;
+        let (result, error) = self
+            .run_statement(move |s| match s.execute_prepared(&prepared, &params) {
+                Ok(r) => (Some(r), None),
+                Err(e) => (None, Some(e)),
+            })
+            .await?;
+        let Some(result) = result else {
+            return Err(user_error(error.unwrap_or_else(|| SqlError::internal("no result"))));
+        };
         for n in &result.notices {
             client.feed(notice(n)).await?;
         }

@@ -15,6 +15,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -25,6 +26,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 mod connection;
+mod metrics;
 mod values;
 
 /// What `server_version` reports: PostgreSQL 15 semantics, and who we are.
@@ -33,25 +35,76 @@ pub const SERVER_VERSION: &str = "15.0 (Strata 0.1.0)";
 /// How long running statements may take to stop at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// `strata start` options. Each flag can also be given by its environment
-/// variable.
-#[derive(clap::Args, Debug, Clone)]
+/// `strata start` options. Each can be given as a flag, as an environment
+/// variable, or in the `--config` TOML file, in that order of precedence.
+#[derive(clap::Args, Debug, Clone, Default)]
 pub struct StartArgs {
-    /// Database directory (created if missing).
-    #[arg(long, env = "STRATA_DATA", default_value = "strata-data")]
+    /// A TOML file with any of the settings below (`data`, `listen`,
+    /// `max_connections`, `http`).
+    #[arg(long, env = "STRATA_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Database directory, created if missing [default: strata-data].
+    #[arg(long, env = "STRATA_DATA")]
+    pub data: Option<PathBuf>,
+    /// Address to serve the PostgreSQL protocol on; port 0 picks a free port,
+    /// and the address chosen is printed [default: 127.0.0.1:5433].
+    #[arg(long, env = "STRATA_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Clients served at once; more are refused with SQLSTATE 53300
+    /// [default: 100].
+    #[arg(long, env = "STRATA_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Also serve `/metrics` (Prometheus text format) and `/health` over HTTP
+    /// on this address [default: off].
+    #[arg(long, env = "STRATA_HTTP")]
+    pub http: Option<SocketAddr>,
+}
+
+/// The `--config` file: the same settings as the flags.
+#[derive(serde::Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    data: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    max_connections: Option<usize>,
+    http: Option<SocketAddr>,
+}
+
+/// The settings in force, after flags, environment, file and defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
     pub data: PathBuf,
-    /// Address to serve the PostgreSQL protocol on (port 0 picks a free port;
-    /// the chosen address is printed).
-    #[arg(long, env = "STRATA_LISTEN", default_value = "127.0.0.1:5433")]
     pub listen: SocketAddr,
-    /// Clients served at once; more are refused with SQLSTATE 53300.
-    #[arg(long, env = "STRATA_MAX_CONNECTIONS", default_value_t = 100)]
     pub max_connections: usize,
+    pub http: Option<SocketAddr>,
+}
+
+impl StartArgs {
+    /// Resolves flags and environment over the config file over defaults.
+    pub fn settings(&self) -> anyhow::Result<Settings> {
+        let file = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading the config file {}", path.display()))?;
+                toml::from_str::<ConfigFile>(&text)
+                    .with_context(|| format!("in the config file {}", path.display()))?
+            }
+            None => ConfigFile::default(),
+        };
+        let settings = Settings {
+            data: self.data.clone().or(file.data).unwrap_or_else(|| "strata-data".into()),
+            listen: self.listen.or(file.listen).unwrap_or(([127, 0, 0, 1], 5433).into()),
+            max_connections: self.max_connections.or(file.max_connections).unwrap_or(100),
+            http: self.http.or(file.http),
+        };
+        anyhow::ensure!(settings.max_connections > 0, "max_connections must be at least 1");
+        Ok(settings)
+    }
 }
 
 /// Runs the server until SIGINT or SIGTERM.
 pub fn run(args: StartArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(args.max_connections > 0, "--max-connections must be at least 1");
+    let args = args.settings()?;
     let db = Database::open(&args.data)
         .with_context(|| format!("opening the database in {}", args.data.display()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -66,13 +119,22 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
     result
 }
 
-async fn serve(args: StartArgs, db: Database) -> anyhow::Result<()> {
+async fn serve(args: Settings, db: Database) -> anyhow::Result<()> {
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     let addr = listener.local_addr()?;
     println!("strata: serving PostgreSQL protocol on {addr} (data {})", args.data.display());
     let shared = Arc::new(connection::Shared::new(db));
+    let http = match args.http {
+        Some(at) => {
+            let listener =
+                TcpListener::bind(at).await.with_context(|| format!("listening on {at}"))?;
+            println!("strata: serving /metrics and /health on http://{}", listener.local_addr()?);
+            Some(tokio::spawn(metrics::serve_http(listener, shared.clone())))
+        }
+        None => None,
+    };
     let permits = Arc::new(Semaphore::new(args.max_connections));
     let mut connections = JoinSet::new();
     let shutdown = shutdown_signal();
@@ -95,21 +157,34 @@ async fn serve(args: StartArgs, db: Database) -> anyhow::Result<()> {
                 // Small messages go out at once; replies are already coalesced.
                 let _ = socket.set_nodelay(true);
                 let shared = shared.clone();
+                let metrics = &shared.metrics;
                 match permits.clone().try_acquire_owned() {
-                    Ok(permit) => connections.spawn(async move {
-                        let _permit = permit;
-                        let _ = process_socket(socket, None, connection::Handlers::new(shared)).await;
-                    }),
-                    Err(_) => connections.spawn(async move {
-                        let full = connection::Refused::new(shared);
-                        let _ = process_socket(socket, None, full).await;
-                    }),
+                    Ok(permit) => {
+                        metrics.connections_accepted.fetch_add(1, Ordering::Relaxed);
+                        metrics.connections_open.fetch_add(1, Ordering::Relaxed);
+                        connections.spawn(async move {
+                            let handlers = connection::Handlers::new(shared.clone());
+                            let _ = process_socket(socket, None, handlers).await;
+                            shared.metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
+                            drop(permit);
+                        })
+                    }
+                    Err(_) => {
+                        metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
+                        connections.spawn(async move {
+                            let full = connection::Refused::new(shared);
+                            let _ = process_socket(socket, None, full).await;
+                        })
+                    }
                 };
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
     drop(listener);
+    if let Some(http) = http {
+        http.abort();
+    }
     // PostgreSQL's fast shutdown: running statements are cancelled (a commit
     // already under way finishes; `run` waits for it), clients are dropped.
     shared.cancel_all();
@@ -130,5 +205,40 @@ async fn shutdown_signal() -> &'static str {
     tokio::select! {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> (tempfile::NamedTempFile, StartArgs) {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut file, text.as_bytes()).unwrap();
+        let args = StartArgs { config: Some(file.path().to_path_buf()), ..StartArgs::default() };
+        (file, args)
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let (_file, mut args) = config("listen = \"127.0.0.1:6000\"\nmax_connections = 7\n");
+        args.max_connections = Some(9);
+        let s = args.settings().unwrap();
+        assert_eq!(s.listen, "127.0.0.1:6000".parse().unwrap());
+        assert_eq!(s.max_connections, 9);
+        assert_eq!(s.data, PathBuf::from("strata-data"));
+        assert_eq!(s.http, None);
+    }
+
+    #[test]
+    fn a_bad_config_file_is_a_clear_error() {
+        let (_file, args) = config("listen = \"127.0.0.1:6000\"\nmax_conections = 7\n");
+        let e = format!("{:#}", args.settings().unwrap_err());
+        assert!(e.contains("max_conections"), "{e}");
+        let (_file, args) = config("max_connections = 0\n");
+        assert!(format!("{:#}", args.settings().unwrap_err()).contains("at least 1"));
+        let args =
+            StartArgs { config: Some("/nonexistent/strata.toml".into()), ..StartArgs::default() };
+        assert!(format!("{:#}", args.settings().unwrap_err()).contains("/nonexistent/strata.toml"));
     }
 }
