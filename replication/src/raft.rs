@@ -1040,10 +1040,18 @@ impl Raft {
             return false;
         }
         self.log.commit_to(index);
-        // A leader that removed itself steps down once the removal is committed.
+        // A leader that removed itself steps down once the removal is
+        // committed (Raft thesis §4.2.2), and hands over to a follower that
+        // has the whole log so the replica set need not wait for a timeout.
         let last_change = self.memberships.last().expect("memberships never empty").0;
         if !self.membership().contains(id) && last_change <= self.log.commit {
+            let last = self.log.last_index();
+            let successor =
+                self.progress.iter().find(|(_, pr)| pr.match_index == last).map(|(id, _)| *id);
             self.become_follower(self.term, None);
+            if let Some(successor) = successor {
+                self.send(successor, Body::TimeoutNow);
+            }
             return false;
         }
         self.release_reads();
