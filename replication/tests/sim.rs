@@ -27,7 +27,7 @@ fn sum(reports: &[sim::Report], f: impl Fn(&sim::Report) -> u64) -> u64 {
 
 #[test]
 fn three_nodes() {
-    let n: u64 = std::env::var("SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
+    let n: u64 = std::env::var("SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(400);
     let reports = run_seeds(&SimConfig::new(3), 0..n);
     eprintln!(
         "3 nodes, {n} seeds: {} events, {} acked appends, {} reads, {} crashes, {} snapshots installed, {} transfers",
@@ -42,7 +42,7 @@ fn three_nodes() {
 
 #[test]
 fn five_nodes() {
-    let n: u64 = std::env::var("SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(100);
+    let n: u64 = std::env::var("SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
     let reports = run_seeds(&SimConfig::new(5), 1000..1000 + n);
     eprintln!(
         "5 nodes, {n} seeds: {} events, {} acked appends, {} reads, {} crashes",

@@ -4,10 +4,12 @@
 //! Everything that could differ between two runs comes from the seed: the
 //! order of events (a priority queue on simulated time, ties broken by
 //! insertion order), message delays, losses, duplicates and reorderings,
-//! partitions, crashes (including crashes between writing and syncing, which
-//! lose a random suffix of the unsynced writes), restarts, clock drift (each
-//! node's tick interval differs from the nominal one by up to
-//! `max_drift`), the nodes' election timeouts and the clients' choices. So a
+//! partitions (random splits, an isolated leader, one cut link, a node that
+//! hears nobody, slow links), crashes (including crashes between writing and
+//! syncing, which lose a random suffix of the unsynced writes), restarts,
+//! leadership transfers, clock drift (each node's tick interval differs from
+//! the nominal one by up to `max_drift`), the nodes' election timeouts, the
+//! clients' choices, and (with `randomize`) the Raft configuration. So a
 //! failing seed replays exactly: `run(seed, &config)` again, with
 //! `config.trace = true` to see every step.
 //!
@@ -246,6 +248,8 @@ struct Simulation {
     nodes: Vec<SimNode>,
     /// `blocked[a][b]`: messages from node index `a` to `b` are dropped.
     blocked: Vec<Vec<bool>>,
+    /// `slow[a][b]`: messages from `a` to `b` take this many times longer.
+    slow: Vec<Vec<u64>>,
     loss: f64,
     clients: Vec<Client>,
     history: Vec<HistoryOp>,
@@ -279,6 +283,7 @@ impl Simulation {
             queue: BinaryHeap::new(),
             nodes,
             blocked: vec![vec![false; config.nodes]; config.nodes],
+            slow: vec![vec![1; config.nodes]; config.nodes],
             loss: 0.0,
             clients: (0..config.clients).map(|_| Client::default()).collect(),
             history: Vec::new(),
@@ -437,9 +442,9 @@ impl Simulation {
             self.report.dropped += 1;
             return;
         }
-        let delay = self.delay();
+        let delay = self.delay() * self.slow[from][to];
         if self.rng.chance(self.config.duplicate) {
-            let again = self.delay();
+            let again = self.delay() * self.slow[from][to];
             self.schedule(again, Event::Deliver(msg.clone()));
         }
         self.schedule(delay, Event::Deliver(msg));
@@ -588,8 +593,26 @@ impl Simulation {
                 self.report.partitions += 1;
                 self.log(format!("n{} deaf", i + 1));
             }
-            72..=84 => {
+            72..=77 => {
+                // Slow links out of and into one node (often the leader):
+                // its news reaches the others late, and theirs reach it late.
+                let leader = self
+                    .nodes
+                    .iter()
+                    .position(|x| x.raft.as_ref().is_some_and(|r| r.role() == Role::Leader));
+                let l = if self.rng.chance(0.7) { leader.unwrap_or(i) } else { i };
+                let factor = self.rng.range(5, 30);
+                for a in 0..n {
+                    if a != l && self.rng.chance(0.7) {
+                        self.slow[l][a] = factor;
+                        self.slow[a][l] = factor;
+                    }
+                }
+                self.log(format!("slow links at n{} x{factor}", l + 1));
+            }
+            78..=84 => {
                 self.blocked = vec![vec![false; n]; n];
+                self.slow = vec![vec![1; n]; n];
                 self.log("heal network".into());
             }
             85..=91 => {
@@ -619,6 +642,7 @@ impl Simulation {
     fn heal_all(&mut self) {
         let n = self.nodes.len();
         self.blocked = vec![vec![false; n]; n];
+        self.slow = vec![vec![1; n]; n];
         self.loss = 0.0;
         for i in 0..n {
             if !self.nodes[i].is_up() {
