@@ -523,3 +523,86 @@ fn metrics_endpoint_counts_what_the_server_did() {
         assert_eq!(sample(&body, "strata_aborts_total{reason=\"write_write\"}"), 0.0);
     });
 }
+
+#[test]
+fn copy_in_and_out_through_the_driver() {
+    use futures::{SinkExt, StreamExt};
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    runtime().block_on(async {
+        let c = connect(&server).await;
+        c.batch_execute("CREATE TABLE t (id INT PRIMARY KEY, name TEXT, price NUMERIC(6,2))")
+            .await
+            .unwrap();
+        let sink = c.copy_in("COPY t FROM STDIN").await.expect("copy in");
+        futures::pin_mut!(sink);
+        sink.send(bytes::Bytes::from_static(b"1\tone\t1.50\n2\t\\N\t\\N\n"))
+            .await
+            .unwrap();
+        sink.send(bytes::Bytes::from_static(b"3\ttab\\there\t3\n")).await.unwrap();
+        assert_eq!(sink.finish().await.expect("copy done"), 3);
+
+        let sink = c
+            .copy_in("COPY t (id, name) FROM STDIN WITH (FORMAT csv, HEADER)")
+            .await
+            .expect("copy csv");
+        futures::pin_mut!(sink);
+        sink.send(bytes::Bytes::from_static(b"id,name\n4,\"a, b\"\n5,\n")).await.unwrap();
+        assert_eq!(sink.finish().await.unwrap(), 2);
+
+        // A bad row loads nothing of its COPY.
+        let sink = c.copy_in("COPY t FROM STDIN").await.unwrap();
+        futures::pin_mut!(sink);
+        sink.send(bytes::Bytes::from_static(b"6\tsix\t6\n1\tdup\t1\n")).await.unwrap();
+        let e = sink.finish().await.expect_err("duplicate key");
+        assert_eq!(code(&e), Some(&SqlState::UNIQUE_VIOLATION), "{e}");
+        let n: i64 = c.query_one("SELECT count(*) FROM t", &[]).await.unwrap().get(0);
+        assert_eq!(n, 5);
+
+        let stream = c.copy_out("COPY t TO STDOUT").await.expect("copy out");
+        let chunks: Vec<bytes::Bytes> =
+            stream.map(|r| r.expect("copy data")).collect::<Vec<_>>().await;
+        let text: String = chunks.iter().map(|b| String::from_utf8_lossy(b).to_string()).collect();
+        assert_eq!(
+            text,
+            "1\tone\t1.50\n2\t\\N\t\\N\n3\ttab\\there\t3.00\n4\ta, b\t\\N\n5\t\\N\t\\N\n"
+        );
+        let stream = c
+            .copy_out("COPY (SELECT id, name FROM t WHERE id >= 4 ORDER BY id) TO STDOUT WITH (FORMAT csv, HEADER)")
+            .await
+            .expect("copy query out");
+        let chunks: Vec<bytes::Bytes> = stream.map(|r| r.unwrap()).collect::<Vec<_>>().await;
+        let text: String = chunks.iter().map(|b| String::from_utf8_lossy(b).to_string()).collect();
+        assert_eq!(text, "id,name\n4,\"a, b\"\n5,\n");
+    });
+}
+
+#[test]
+fn psql_copies_with_backslash_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let csv = dir.path().join("in.csv");
+    std::fs::write(&csv, "id,name\n1,one\n2,\"t,w,o\"\n").unwrap();
+    let out_file = dir.path().join("out.txt");
+    let Some(out) = psql(
+        &server,
+        &[
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            "CREATE TABLE t (id INT PRIMARY KEY, name TEXT)",
+            "-c",
+            &format!("\\copy t from '{}' with (format csv, header)", csv.display()),
+            "-c",
+            &format!("\\copy t to '{}'", out_file.display()),
+            "-c",
+            "SELECT count(*) FROM t",
+        ],
+    ) else {
+        return;
+    };
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("COPY 2"), "{stdout}");
+    assert_eq!(std::fs::read_to_string(&out_file).unwrap(), "1\tone\n2\tt,w,o\n");
+}

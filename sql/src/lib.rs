@@ -21,6 +21,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod catalog;
+pub mod copy;
 mod database;
 mod ddl;
 mod dml;
@@ -36,5 +37,5 @@ pub mod types;
 pub use database::{ColumnIndex, Database, FromValue, Rows};
 pub use error::{Result, SqlError, sqlstate};
 pub use plan::OutputColumn;
-pub use session::{Description, Prepared, Session, StatementResult, TxnStatus, parse};
+pub use session::{Description, Prepared, Script, Session, StatementResult, TxnStatus, parse};
 pub use types::{DataType, Value};

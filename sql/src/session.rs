@@ -19,6 +19,7 @@ use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::{Parser, ParserError};
 use strata_txn::{Isolation, Savepoint, Store, Txn, clock};
 
+use crate::copy::CopyCommand;
 use crate::ddl;
 use crate::dml;
 use crate::error::{Result, SqlError, sqlstate};
@@ -214,10 +215,14 @@ impl Session {
         self.interrupt.clone()
     }
 
+    /// Bytes a statement may hold for sorts, hashes, groups and COPY input.
+    pub fn work_mem(&self) -> usize {
+        self.setting("work_mem").and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_MEMORY_LIMIT)
+    }
+
     /// The bounds of a statement starting now.
     fn limits(&self) -> Limits {
-        let memory =
-            self.setting("work_mem").and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_MEMORY_LIMIT);
+        let memory = self.work_mem();
         let timeout = self.setting("statement_timeout").and_then(parse_duration_ms).unwrap_or(0);
         let deadline = (timeout > 0)
             .then(|| std::time::Instant::now() + std::time::Duration::from_millis(timeout));
@@ -239,28 +244,156 @@ impl Session {
     }
 
     /// Runs the statements of `sql` in order, as the wire protocol's simple
-    /// query does: the results of those that ran, and the error that stopped
-    /// the rest, if any.
-    pub fn execute_script(&mut self, sql: &str) -> (Vec<StatementResult>, Option<SqlError>) {
+    /// query does. A COPY ends the script: it is returned for the caller to
+    /// run with its data ([`Session::copy_in`], [`Session::copy_out`]).
+    pub fn execute_script(&mut self, sql: &str) -> Script {
         self.interrupt.reset();
+        let mut script = Script::default();
         if let Some((query, at)) = split_as_of(sql) {
-            return match self.as_of(query, at, &[]) {
-                Ok(r) => (vec![r], None),
-                Err(e) => (Vec::new(), Some(e)),
-            };
+            match self.as_of(query, at, &[]) {
+                Ok(r) => script.results.push(r),
+                Err(e) => script.error = Some(e),
+            }
+            return script;
         }
         let statements = match parse(sql) {
             Ok(s) => s,
-            Err(e) => return (Vec::new(), Some(e)),
+            Err(e) => {
+                script.error = Some(e);
+                return script;
+            }
         };
-        let mut out = Vec::with_capacity(statements.len());
-        for s in &statements {
+        for (i, s) in statements.iter().enumerate() {
+            let copy = match CopyCommand::from_statement(s) {
+                Ok(copy) => copy,
+                Err(e) => {
+                    script.error = Some(e);
+                    return script;
+                }
+            };
+            if let Some(copy) = copy {
+                if i + 1 < statements.len() {
+                    script.error = Some(SqlError::new(
+                        sqlstate::FEATURE_NOT_SUPPORTED,
+                        "COPY must be the last statement of a query string",
+                    ));
+                } else {
+                    script.copy = Some(copy);
+                }
+                return script;
+            }
             match self.statement(s, &[]) {
-                Ok(r) => out.push(r),
-                Err(e) => return (out, Some(e)),
+                Ok(r) => script.results.push(r),
+                Err(e) => {
+                    script.error = Some(e);
+                    return script;
+                }
             }
         }
-        (out, None)
+        script
+    }
+
+    /// The columns a COPY reads or writes, in order.
+    pub fn copy_columns(&mut self, cmd: &CopyCommand) -> Result<Vec<String>> {
+        if !cmd.columns.is_empty() {
+            return Ok(cmd.columns.clone());
+        }
+        let source = match (&cmd.table, &cmd.query) {
+            (_, Some(q)) => Prepared { statement: ast::Statement::Query(q.clone()), as_of: None },
+            (Some(table), None) => {
+                self.prepare(&format!("SELECT * FROM {}", quote_ident(table)))?
+            }
+            (None, None) => return Err(SqlError::internal("COPY without a source")),
+        };
+        Ok(self.describe(&source)?.columns.into_iter().map(|c| c.name).collect())
+    }
+
+    /// Loads `COPY ... FROM STDIN` input into the command's table as one
+    /// statement: every row or, on the first bad one, none. Returns the
+    /// `COPY n` result.
+    pub fn copy_in(&mut self, cmd: &CopyCommand, data: &[u8]) -> Result<StatementResult> {
+        self.interrupt.reset();
+        let table = cmd.table.as_deref().ok_or_else(|| SqlError::internal("COPY FROM a query"))?;
+        let quote = quote_ident;
+        let columns = self.copy_columns(cmd)?;
+        let placeholders: Vec<String> = (1..=columns.len()).map(|i| format!("${i}")).collect();
+        let insert = self.prepare(&format!(
+            "INSERT INTO {} ({}) VALUES ({})",
+            quote(table),
+            columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", "),
+            placeholders.join(", ")
+        ))?;
+        let rows = cmd.parse_rows(data)?;
+        let own_transaction = matches!(self.state, State::Idle);
+        if own_transaction {
+            self.execute("BEGIN", &[])?;
+        }
+        let loaded = rows.iter().enumerate().try_for_each(|(line, fields)| {
+            let at = || format!("COPY {table}, line {}", line + 1 + usize::from(cmd.header));
+            if fields.len() != columns.len() {
+                let what = if fields.len() < columns.len() {
+                    format!("missing data for column \"{}\"", columns[fields.len()])
+                } else {
+                    "extra data after last expected column".to_string()
+                };
+                return Err(SqlError::new("22P04", what).with_detail(at()));
+            }
+            let params: Vec<Value> =
+                fields.iter().map(|f| f.clone().map_or(Value::Null, Value::Text)).collect();
+            self.statement(insert.statement(), &params).map(|_| ()).map_err(|e| {
+                let detail = e.detail.clone().map_or_else(at, |d| format!("{d} ({})", at()));
+                e.with_detail(detail)
+            })
+        });
+        match loaded {
+            Ok(()) if own_transaction => {
+                let tag = self.execute("COMMIT", &[])?.pop().map(|r| r.tag);
+                if tag.as_deref() != Some("COMMIT") {
+                    return Err(SqlError::internal("COPY's transaction did not commit"));
+                }
+            }
+            Ok(()) => {}
+            Err(e) => {
+                if own_transaction {
+                    self.state = State::Idle;
+                }
+                return Err(e);
+            }
+        }
+        let mut r = StatementResult::command(&format!("COPY {}", rows.len()));
+        r.count = rows.len() as u64;
+        Ok(r)
+    }
+
+    /// Runs `COPY ... TO STDOUT`: the rows as lines in the command's format
+    /// (a header first if asked), and the `COPY n` result.
+    pub fn copy_out(&mut self, cmd: &CopyCommand) -> Result<(Vec<String>, StatementResult)> {
+        self.interrupt.reset();
+        let query = match (&cmd.table, &cmd.query) {
+            (_, Some(q)) => ast::Statement::Query(q.clone()),
+            (Some(table), None) => {
+                let quote = quote_ident;
+                let list = if cmd.columns.is_empty() {
+                    "*".to_string()
+                } else {
+                    cmd.columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ")
+                };
+                let mut parsed = parse(&format!("SELECT {list} FROM {}", quote(table)))?;
+                parsed.remove(0)
+            }
+            (None, None) => return Err(SqlError::internal("COPY without a source")),
+        };
+        let result = self.statement(&query, &[])?;
+        let types: Vec<DataType> = result.columns.iter().map(|c| c.ty.clone()).collect();
+        let mut lines = Vec::with_capacity(result.rows.len() + 1);
+        if cmd.header {
+            let names: Vec<String> = result.columns.iter().map(|c| c.name.clone()).collect();
+            lines.push(cmd.header_line(&names));
+        }
+        lines.extend(result.rows.iter().map(|row| cmd.format_row(row, &types)));
+        let mut done = StatementResult::command(&format!("COPY {}", result.rows.len()));
+        done.count = result.rows.len() as u64;
+        Ok((lines, done))
     }
 
     /// Parses one statement for [`Session::execute_prepared`]. More than one
@@ -355,6 +488,12 @@ impl Session {
             S::Savepoint { name } => return self.savepoint(&crate::plan::ident(name)),
             S::ReleaseSavepoint { name } => return self.release(&crate::plan::ident(name)),
             S::Set(set) => return self.set(set),
+            S::Copy { .. } => {
+                return Err(SqlError::new(
+                    sqlstate::FEATURE_NOT_SUPPORTED,
+                    "COPY needs a client that streams its data: use Session::copy_in or copy_out",
+                ));
+            }
             S::ShowVariable { variable } => return self.show(variable),
             _ => {}
         }
@@ -873,6 +1012,22 @@ impl Session {
         };
         Ok((result?, Vec::new()))
     }
+}
+
+/// What [`Session::execute_script`] did.
+#[derive(Debug, Default)]
+pub struct Script {
+    /// The results of the statements that ran, in order.
+    pub results: Vec<StatementResult>,
+    /// The error that stopped the script.
+    pub error: Option<SqlError>,
+    /// The COPY that ended the script, to run with the client's data.
+    pub copy: Option<CopyCommand>,
+}
+
+/// `name` as a quoted SQL identifier.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// A duration setting in milliseconds: `500`, `500ms`, `5s`, `2min`, `1h`.

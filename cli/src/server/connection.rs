@@ -18,25 +18,28 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
-use futures::{Sink, SinkExt, stream};
+use futures::{Sink, SinkExt, StreamExt, stream};
 use pgwire::api::auth::{
     DefaultServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
     save_startup_parameters_to_metadata,
 };
 use pgwire::api::cancel::CancelHandler;
+use pgwire::api::copy::{CopyHandler, send_copy_in_response};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler, send_ready_for_query};
 use pgwire::api::results::{
-    DescribePortalResponse, DescribeStatementResponse, FieldInfo, QueryResponse, Response, Tag,
+    CopyResponse, DescribePortalResponse, DescribeStatementResponse, FieldInfo, QueryResponse,
+    Response, Tag,
 };
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
 use pgwire::api::{
-    ClientInfo, ClientPortalStore, NoopHandler, PgWireConnectionState, PgWireServerHandlers,
+    ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers,
     PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::cancel::CancelRequest;
+use pgwire::messages::copy::{CopyData, CopyDone, CopyFail, CopyOutResponse};
 use pgwire::messages::data::{FieldDescription, RowDescription};
 use pgwire::messages::extendedquery::Execute;
 use pgwire::messages::response::{
@@ -45,6 +48,7 @@ use pgwire::messages::response::{
 use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::SecretKey;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use strata_sql::copy::CopyCommand;
 use strata_sql::exec::Interrupt;
 use strata_sql::{
     Database, Description, Prepared, Session, SqlError, StatementResult, TxnStatus, Value,
@@ -123,6 +127,7 @@ pub struct Conn {
     shared: Arc<Shared>,
     session: Arc<Mutex<Session>>,
     pid: Mutex<Option<i32>>,
+    copy: Mutex<Option<PendingCopy>>,
 }
 
 impl Drop for Conn {
@@ -167,7 +172,12 @@ fn internal(what: &str) -> PgWireError {
 impl Conn {
     pub fn new(shared: Arc<Shared>) -> Conn {
         let session = shared.db.session();
-        Conn { shared, session: Arc::new(Mutex::new(session)), pid: Mutex::new(None) }
+        Conn {
+            shared,
+            session: Arc::new(Mutex::new(session)),
+            pid: Mutex::new(None),
+            copy: Mutex::new(None),
+        }
     }
 
     /// Runs a statement (or a script) on the session and records its
@@ -404,8 +414,8 @@ impl PgWireServerHandlers for Handlers {
         Arc::new(Cancel { shared: self.conn.shared.clone() })
     }
 
-    fn copy_handler(&self) -> Arc<impl pgwire::api::copy::CopyHandler> {
-        Arc::new(NoopHandler)
+    fn copy_handler(&self) -> Arc<impl CopyHandler> {
+        self.conn.clone()
     }
 }
 
@@ -452,6 +462,147 @@ where
     Ok(())
 }
 
+/// A COPY FROM STDIN waiting for its data.
+#[derive(Debug)]
+struct PendingCopy {
+    cmd: CopyCommand,
+    data: Vec<u8>,
+    /// The most input held before the COPY fails (the session's work_mem).
+    limit: usize,
+    /// Set when the input outgrew `limit`; reported at CopyDone.
+    overflowed: bool,
+}
+
+/// Sends a COPY TO STDOUT: CopyOutResponse, the lines, CopyDone, CommandComplete.
+async fn send_copy_out<C>(client: &mut C, response: CopyResponse, tag: String) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let columns = response.column_formats();
+    let CopyResponse { format, columns: n, mut data_stream, .. } = response;
+    client
+        .feed(PgWireBackendMessage::CopyOutResponse(CopyOutResponse::new(
+            format, n as i16, columns,
+        )))
+        .await?;
+    while let Some(data) = data_stream.next().await {
+        client.feed(PgWireBackendMessage::CopyData(data?)).await?;
+    }
+    client.feed(PgWireBackendMessage::CopyDone(CopyDone::new())).await?;
+    client.feed(PgWireBackendMessage::CommandComplete(CommandComplete::new(tag))).await?;
+    Ok(())
+}
+
+impl Conn {
+    /// Checks a COPY FROM STDIN and makes it wait for data; returns how many
+    /// columns each row must have.
+    async fn start_copy_in(&self, cmd: CopyCommand) -> PgWireResult<Result<usize, SqlError>> {
+        let checked = self
+            .blocking(move |s| {
+                let columns = s.copy_columns(&cmd)?.len();
+                let limit = s.work_mem();
+                Ok::<_, SqlError>((cmd, columns, limit))
+            })
+            .await?;
+        Ok(checked.map(|(cmd, columns, limit)| {
+            *self.copy.lock().unwrap_or_else(PoisonError::into_inner) =
+                Some(PendingCopy { cmd, data: Vec::new(), limit, overflowed: false });
+            columns
+        }))
+    }
+
+    /// Runs a COPY TO STDOUT: the response to stream and its command tag.
+    async fn copy_out(
+        &self,
+        cmd: CopyCommand,
+    ) -> PgWireResult<Result<(CopyResponse, String), SqlError>> {
+        let (out, error) = self
+            .run_statement(move |s| match s.copy_out(&cmd) {
+                Ok(out) => (Some(out), None),
+                Err(e) => (None, Some(e)),
+            })
+            .await?;
+        let Some((lines, done)) = out else {
+            return Ok(Err(error.unwrap_or_else(|| SqlError::internal("no COPY result"))));
+        };
+        let columns = done.columns.len();
+        let data: Vec<PgWireResult<CopyData>> =
+            lines.into_iter().map(|l| Ok(CopyData::new(l.into_bytes().into()))).collect();
+        Ok(Ok((CopyResponse::new(0, columns, stream::iter(data)), done.tag)))
+    }
+}
+
+#[async_trait]
+impl CopyHandler for Conn {
+    async fn on_copy_data<C>(&self, _client: &mut C, copy_data: CopyData) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut pending = self.copy.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(p) = pending.as_mut() {
+            if p.data.len() + copy_data.data.len() > p.limit {
+                // Keep reading (the protocol requires it) but hold nothing more.
+                p.overflowed = true;
+                p.data = Vec::new();
+            } else if !p.overflowed {
+                p.data.extend_from_slice(&copy_data.data);
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_copy_done<C>(&self, client: &mut C, _done: CopyDone) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let pending = self.copy.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let Some(p) = pending else { return Err(internal("CopyDone without a COPY")) };
+        let (result, error) = if p.overflowed {
+            let e = SqlError::new(
+                strata_sql::sqlstate::PROGRAM_LIMIT_EXCEEDED,
+                format!("COPY input exceeds work_mem ({} bytes)", p.limit),
+            );
+            (None, Some(e))
+        } else {
+            self.run_statement(move |s| match s.copy_in(&p.cmd, &p.data) {
+                Ok(r) => (Some(r), None),
+                Err(e) => (None, Some(e)),
+            })
+            .await?
+        };
+        client.set_transaction_status(self.status());
+        match result {
+            Some(r) => {
+                client
+                    .feed(PgWireBackendMessage::CommandComplete(CommandComplete::new(r.tag)))
+                    .await?;
+                Ok(())
+            }
+            None => Err(user_error(error.unwrap_or_else(|| SqlError::internal("no COPY result")))),
+        }
+    }
+
+    async fn on_copy_fail<C>(&self, client: &mut C, fail: CopyFail) -> PgWireError
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.copy.lock().unwrap_or_else(PoisonError::into_inner).take();
+        client.set_transaction_status(self.status());
+        user_error(SqlError::new(
+            strata_sql::sqlstate::QUERY_CANCELED,
+            format!("COPY from stdin failed: {}", fail.message),
+        ))
+    }
+}
+
 #[async_trait]
 impl SimpleQueryHandler for Conn {
     async fn on_query<C>(&self, client: &mut C, query: Query) -> PgWireResult<()>
@@ -471,10 +622,40 @@ impl SimpleQueryHandler for Conn {
                 .feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new()))
                 .await?;
         } else {
-            let (results, error) = self.run_statement(move |s| s.execute_script(&sql)).await?;
-            for r in results {
+            let (script, error) = self
+                .run_statement(move |s| {
+                    let mut script = s.execute_script(&sql);
+                    let error = script.error.take();
+                    (script, error)
+                })
+                .await?;
+            for r in script.results {
                 send_result(client, r).await?;
             }
+            let error = match (error, script.copy) {
+                (Some(e), _) => Some(e),
+                (None, Some(copy)) if copy.from_client => {
+                    // Data follows as CopyData; on_copy_done loads it and
+                    // sends ReadyForQuery.
+                    match self.start_copy_in(copy).await? {
+                        Ok(columns) => {
+                            let response = CopyResponse::new(0, columns, stream::empty());
+                            send_copy_in_response(client, response).await?;
+                            client.set_state(PgWireConnectionState::CopyInProgress(false));
+                            return Ok(());
+                        }
+                        Err(e) => Some(e),
+                    }
+                }
+                (None, Some(copy)) => match self.copy_out(copy).await? {
+                    Ok((response, done)) => {
+                        send_copy_out(client, response, done).await?;
+                        None
+                    }
+                    Err(e) => Some(e),
+                },
+                (None, None) => None,
+            };
             if let Some(e) = error {
                 client
                     .feed(PgWireBackendMessage::ErrorResponse(error_info(&e, "ERROR").into()))
@@ -661,6 +842,14 @@ impl ExtendedQueryHandler for Conn {
     {
         let params = self.decode_params(portal)?;
         let prepared = portal.statement.statement.prepared.clone();
+        if let Some(copy) = CopyCommand::from_statement(prepared.statement()).map_err(user_error)? {
+            if copy.from_client {
+                let columns = self.start_copy_in(copy).await?.map_err(user_error)?;
+                return Ok(Response::CopyIn(CopyResponse::new(0, columns, stream::empty())));
+            }
+            let (response, _) = self.copy_out(copy).await?.map_err(user_error)?;
+            return Ok(Response::CopyOut(response));
+        }
         let (result, error) = self
             .run_statement(move |s| match s.execute_prepared(&prepared, &params) {
                 Ok(r) => (Some(r), None),
