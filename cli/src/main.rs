@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 mod format;
 mod kv;
+mod pgclient;
 mod server;
 mod sql;
 
@@ -26,12 +27,27 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// A psql-like SQL shell on an embedded database.
+    /// A psql-like SQL shell, on an embedded database or a server.
     ///
     /// Reads statements from the terminal, from -c, -f, or standard input.
     /// Type \? for the backslash commands.
     Sql {
-        /// Database directory (created if missing).
+        /// A server to connect to instead of the embedded database:
+        /// postgres://user:password@host:port/database (Strata's or PostgreSQL).
+        url: Option<String>,
+        /// Server host (connects to a server instead of the embedded database).
+        #[arg(long)]
+        host: Option<String>,
+        /// Server port.
+        #[arg(long, short = 'p')]
+        port: Option<u16>,
+        /// User name on the server.
+        #[arg(long, short = 'U')]
+        user: Option<String>,
+        /// Database name on the server.
+        #[arg(long, short = 'd')]
+        dbname: Option<String>,
+        /// Database directory of the embedded database (created if missing).
         #[arg(long, default_value = "strata-data")]
         data: PathBuf,
         /// Run this SQL (or backslash command) and exit (repeatable).
@@ -71,7 +87,19 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Kv { data, commands } => kv::run(&data, &commands),
         Command::Start(args) => server::run(args),
-        Command::Sql { data, commands, file, csv, unaligned, tuples_only } => {
+        Command::Sql {
+            url,
+            host,
+            port,
+            user,
+            dbname,
+            data,
+            commands,
+            file,
+            csv,
+            unaligned,
+            tuples_only,
+        } => {
             let style = if csv {
                 format::Style::Csv
             } else if unaligned {
@@ -80,7 +108,23 @@ fn main() -> anyhow::Result<()> {
                 format::Style::Aligned
             };
             let format = format::Format { style, expanded: false, tuples_only };
-            let status = sql::run(sql::Options { data, commands, file, format })?;
+            let remote = host.is_some() || port.is_some() || user.is_some() || dbname.is_some();
+            let connect = match url {
+                Some(url) => sql::Connect::Server(pgclient::Target::parse(&url)?),
+                None if remote => {
+                    let mut target = pgclient::Target::parse("postgres://")?;
+                    target.host = host.unwrap_or(target.host);
+                    target.port = port.unwrap_or(target.port);
+                    if let Some(user) = user {
+                        target.database = dbname.clone().unwrap_or_else(|| user.clone());
+                        target.user = user;
+                    }
+                    target.database = dbname.unwrap_or(target.database);
+                    sql::Connect::Server(target)
+                }
+                None => sql::Connect::Embedded(data),
+            };
+            let status = sql::run(sql::Options { connect, commands, file, format })?;
             std::process::exit(status);
         }
     }

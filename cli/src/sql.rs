@@ -1,16 +1,26 @@
-//! `strata sql`: a psql-like shell on an embedded database.
+//! `strata sql`: a psql-like shell, on an embedded database or connected to
+//! a PostgreSQL-protocol server (Strata's or PostgreSQL).
 //!
 //! Statements end with `;` (outside quotes and comments) and may span lines.
 //! Backslash commands: `\q`, `\?`, `\dt`, `\d [TABLE]`, `\di`, `\x`,
-//! `\timing`, `\i FILE`, `\conninfo`. The prompt shows the transaction state
-//! as psql does: `strata=>` idle, `strata*>` in a transaction, `strata!>` in a
-//! failed one. In scripts (`-f`, standard input) the first error stops the run
-//! with exit status 3, and a failing `-c` exits with 1, as psql does with
+//! `\timing`, `\i FILE`, `\o [FILE]`, `\copy`, `\set`, `\conninfo`. The
+//! prompt shows the database and the transaction state as psql does:
+//! `strata=>` idle, `strata*>` in a transaction, `strata!>` in a failed one.
+//! In scripts (`-f`, standard input) the first error stops the run with exit
+//! status 3, and a failing `-c` exits with 1, as psql does with
 //! `ON_ERROR_STOP=1`.
+//!
+//! At a terminal, lines are edited with rustyline and kept in
+//! `~/.strata_history`. Ctrl-C while a statement runs cancels that statement
+//! (an interrupt for the embedded session, a CancelRequest for a server);
+//! at the prompt it clears the line; Ctrl-D quits.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use strata_sql::catalog::{self, Table};
@@ -19,14 +29,58 @@ use strata_sql::{
 };
 
 use crate::format::{self, Format, Style};
+use crate::pgclient;
+
+/// Where `strata sql` runs its statements.
+#[derive(Debug)]
+pub enum Connect {
+    /// An embedded database in this directory.
+    Embedded(PathBuf),
+    /// A server, Strata's or PostgreSQL.
+    Server(pgclient::Target),
+}
 
 /// Command-line options of `strata sql`.
 #[derive(Debug)]
 pub struct Options {
-    pub data: PathBuf,
+    pub connect: Connect,
     pub commands: Vec<String>,
     pub file: Option<PathBuf>,
     pub format: Format,
+}
+
+/// Raised by SIGINT; the canceller thread turns it into a cancel.
+static SIGINT: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    SIGINT.store(true, Ordering::SeqCst);
+}
+
+/// How to cancel the statement running now, if one is.
+type RunningCancel = Arc<Mutex<Option<Box<dyn Fn() + Send>>>>;
+
+/// Installs the SIGINT handler and a thread that cancels the running
+/// statement when it fires. With no statement running, SIGINT ends a
+/// non-interactive run (exit status 130, as a shell reports it).
+fn install_cancel_on_sigint(running: RunningCancel, interactive: bool) {
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe;
+    // `on_sigint` has the signature signal(2) expects.
+    unsafe {
+        libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
+    }
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(Duration::from_millis(20));
+            if !SIGINT.swap(false, Ordering::SeqCst) {
+                continue;
+            }
+            match running.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
+                Some(cancel) => cancel(),
+                None if !interactive => std::process::exit(130),
+                None => {}
+            }
+        }
+    });
 }
 
 /// Whether `buf` holds at least one complete statement: a `;` outside
@@ -79,12 +133,113 @@ pub fn statement_complete(buf: &str) -> bool {
     last_end.is_some()
 }
 
+/// The database behind the shell.
+enum Backend {
+    Embedded { db: Database, session: Session, data: PathBuf },
+    Server(pgclient::Client),
+}
+
 struct Shell {
-    db: Database,
-    session: Session,
-    data: PathBuf,
+    backend: Backend,
     format: Format,
     timing: bool,
+    /// `\o FILE`: query output goes here instead of standard output.
+    output: Option<std::fs::File>,
+    /// `\set` variables, substituted for `:name`, `:'name'` and `:"name"`.
+    vars: BTreeMap<String, String>,
+    running: RunningCancel,
+}
+
+/// What running some SQL produced, from either backend.
+#[derive(Default)]
+struct Outcome {
+    results: Vec<StatementResult>,
+    notices: Vec<String>,
+    error: Option<SqlError>,
+}
+
+/// Replaces `:name`, `:'name'` (a quoted literal) and `:"name"` (a quoted
+/// identifier) by `\set` variables, outside quotes and comments; unknown
+/// names and `::` casts are left alone, as psql does.
+fn substitute(sql: &str, vars: &BTreeMap<String, String>) -> String {
+    if vars.is_empty() || !sql.contains(':') {
+        return sql.to_string();
+    }
+    let mut out = String::with_capacity(sql.len());
+    let chars: Vec<char> = sql.chars().collect();
+    let mut i = 0;
+    let mut quote: Option<char> = None;
+    while i < chars.len() {
+        let c = chars[i];
+        if let Some(q) = quote {
+            out.push(c);
+            if c == q {
+                quote = None;
+            }
+            i += 1;
+            continue;
+        }
+        if c == '\'' || c == '"' {
+            quote = Some(c);
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        if c == ':' && chars.get(i + 1) == Some(&':') {
+            out.push_str("::");
+            i += 2;
+            continue;
+        }
+        if c == ':' {
+            let (style, start) = match chars.get(i + 1) {
+                Some('\'') => (Some('\''), i + 2),
+                Some('"') => (Some('"'), i + 2),
+                _ => (None, i + 1),
+            };
+            let mut end = start;
+            while end < chars.len() && (chars[end].is_alphanumeric() || chars[end] == '_') {
+                end += 1;
+            }
+            let name: String = chars[start..end].iter().collect();
+            let closed = style.is_none_or(|q| chars.get(end) == Some(&q));
+            if let (Some(value), true, false) = (vars.get(&name), closed, name.is_empty()) {
+                match style {
+                    None => out.push_str(value),
+                    Some('\'') => out.push_str(&format!("'{}'", value.replace('\'', "''"))),
+                    Some(_) => out.push_str(&format!("\"{}\"", value.replace('"', "\"\""))),
+                }
+                i = end + usize::from(style.is_some());
+                continue;
+            }
+        }
+        out.push(c);
+        i += 1;
+    }
+    out
+}
+
+/// `\copy TABLE [(cols)] FROM|TO 'file' [options]` as a COPY statement on
+/// STDIN/STDOUT: (the statement, the file, whether data flows from the file).
+fn parse_backslash_copy(args: &str) -> anyhow::Result<(String, String, bool)> {
+    let lower = args.to_lowercase();
+    let at = [" from ", " to "]
+        .iter()
+        .filter_map(|k| lower.find(k).map(|p| (p, *k)))
+        .min()
+        .context("\\copy: expected FROM or TO")?;
+    let (pos, keyword) = at;
+    let source = args[..pos].trim();
+    let rest = args[pos + keyword.len()..].trim_start();
+    let (file, options) = if let Some(quoted) = rest.strip_prefix('\'') {
+        let end = quoted.find('\'').context("\\copy: unterminated file name")?;
+        (quoted[..end].to_string(), &quoted[end + 1..])
+    } else {
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        (rest[..end].to_string(), &rest[end..])
+    };
+    let from_file = keyword == " from ";
+    let direction = if from_file { "FROM STDIN" } else { "TO STDOUT" };
+    Ok((format!("COPY {source} {direction} {}", options.trim()), file, from_file))
 }
 
 /// How the shell reports an error: stop (scripts) or carry on (terminal).
@@ -116,46 +271,202 @@ fn print_error(e: &SqlError, sql: &str) {
 }
 
 impl Shell {
+    fn status(&self) -> TxnStatus {
+        match &self.backend {
+            Backend::Embedded { session, .. } => session.status(),
+            Backend::Server(client) => client.status(),
+        }
+    }
+
+    fn database_name(&self) -> &str {
+        match &self.backend {
+            Backend::Embedded { .. } => "strata",
+            Backend::Server(client) => &client.target.database,
+        }
+    }
+
+    /// Makes Ctrl-C cancel what runs until the returned guard is dropped.
+    fn cancellable(&self) -> CancelGuard {
+        let cancel: Box<dyn Fn() + Send> = match &self.backend {
+            Backend::Embedded { session, .. } => {
+                let interrupt = session.interrupt();
+                Box::new(move || interrupt.cancel())
+            }
+            Backend::Server(client) => match client.canceller() {
+                Some(c) => Box::new(move || {
+                    let _ = c.cancel();
+                }),
+                None => Box::new(|| {}),
+            },
+        };
+        *self.running.lock().unwrap_or_else(PoisonError::into_inner) = Some(cancel);
+        CancelGuard(self.running.clone())
+    }
+
+    /// Runs SQL text on the backend. COPY FROM STDIN reads `copy_data`;
+    /// COPY TO STDOUT writes its lines to `copy_out`.
+    fn execute(
+        &mut self,
+        sql: &str,
+        copy_data: Option<Vec<u8>>,
+        copy_out: &mut dyn Write,
+    ) -> anyhow::Result<Outcome> {
+        let _guard = self.cancellable();
+        match &mut self.backend {
+            Backend::Embedded { session, .. } => {
+                let script = session.execute_script(sql);
+                let mut outcome =
+                    Outcome { results: script.results, notices: Vec::new(), error: script.error };
+                if let Some(copy) = script.copy {
+                    let done = if copy.from_client {
+                        match copy_data {
+                            Some(data) => session.copy_in(&copy, &data),
+                            None => Err(SqlError::new(
+                                strata_sql::sqlstate::FEATURE_NOT_SUPPORTED,
+                                "COPY FROM STDIN in strata sql: use \\copy ... FROM 'file'",
+                            )),
+                        }
+                    } else {
+                        session.copy_out(&copy).and_then(|(lines, done)| {
+                            for l in lines {
+                                copy_out.write_all(l.as_bytes()).map_err(|e| {
+                                    SqlError::new(strata_sql::sqlstate::IO_ERROR, e.to_string())
+                                })?;
+                            }
+                            Ok(done)
+                        })
+                    };
+                    match done {
+                        Ok(r) => outcome.results.push(r),
+                        Err(e) => outcome.error = Some(e),
+                    }
+                }
+                Ok(outcome)
+            }
+            Backend::Server(client) => {
+                let mut data = copy_data;
+                let mut supply = move || {
+                    data.take().context("COPY FROM STDIN in strata sql: use \\copy ... FROM 'file'")
+                };
+                let mut sink = |bytes: &[u8]| -> anyhow::Result<()> {
+                    copy_out.write_all(bytes)?;
+                    Ok(())
+                };
+                let o = client.query(sql, &mut supply, &mut sink)?;
+                Ok(Outcome { results: o.results, notices: o.notices, error: o.error })
+            }
+        }
+    }
+
     fn prompt(&self, continuation: bool) -> String {
-        let state = match self.session.status() {
+        let state = match self.status() {
             TxnStatus::Idle => '=',
             TxnStatus::InTransaction => '*',
             TxnStatus::Failed => '!',
         };
         let state = if continuation && state == '=' { '-' } else { state };
-        format!("strata{state}> ")
+        format!("{}{state}> ", self.database_name())
     }
 
     /// Runs SQL text; returns false if it failed.
-    fn run_sql(&mut self, sql: &str, out: &mut impl Write) -> anyhow::Result<bool> {
+    fn run_sql(&mut self, sql: &str, out: &mut dyn Write) -> anyhow::Result<bool> {
+        let sql = substitute(sql, &self.vars);
         let started = Instant::now();
-        match self.session.execute(sql, &[]) {
-            Ok(results) => {
-                for r in &results {
-                    for n in &r.notices {
-                        eprintln!("NOTICE:  {n}");
-                    }
-                    out.write_all(format::render(r, self.format).as_bytes())?;
-                }
-                if self.timing {
-                    writeln!(out, "Time: {:.3} ms", started.elapsed().as_secs_f64() * 1000.0)?;
-                }
-                Ok(true)
+        let mut file = self.output.take();
+        let target: &mut dyn Write = match file.as_mut() {
+            Some(f) => f,
+            None => out,
+        };
+        let outcome = self.execute(&sql, None, target);
+        let printed = outcome.and_then(|outcome| {
+            for n in &outcome.notices {
+                eprintln!("NOTICE:  {n}");
             }
+            for r in &outcome.results {
+                for n in &r.notices {
+                    eprintln!("NOTICE:  {n}");
+                }
+                target.write_all(format::render(r, self.format).as_bytes())?;
+            }
+            if self.timing {
+                writeln!(target, "Time: {:.3} ms", started.elapsed().as_secs_f64() * 1000.0)?;
+            }
+            Ok(match &outcome.error {
+                Some(e) => {
+                    print_error(e, &sql);
+                    false
+                }
+                None => true,
+            })
+        });
+        self.output = file;
+        printed
+    }
+
+    /// `\copy`: a COPY whose data comes from or goes to a client-side file.
+    fn backslash_copy(&mut self, args: &str, out: &mut dyn Write) -> anyhow::Result<bool> {
+        let (sql, file, from_file) = match parse_backslash_copy(args) {
+            Ok(parsed) => parsed,
             Err(e) => {
-                print_error(&e, sql);
-                Ok(false)
+                eprintln!("{e}");
+                return Ok(false);
             }
+        };
+        let outcome = if from_file {
+            let data = match file.as_str() {
+                "stdin" | "pstdin" => {
+                    let mut data = Vec::new();
+                    std::io::Read::read_to_end(&mut std::io::stdin(), &mut data)?;
+                    data
+                }
+                path => match std::fs::read(path) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        eprintln!("{path}: {e}");
+                        return Ok(false);
+                    }
+                },
+            };
+            self.execute(&sql, Some(data), &mut std::io::sink())?
+        } else if file == "stdout" || file == "pstdout" {
+            self.execute(&sql, None, out)?
+        } else {
+            let mut f = match std::fs::File::create(&file) {
+                Ok(f) => f,
+                Err(e) => {
+                    eprintln!("{file}: {e}");
+                    return Ok(false);
+                }
+            };
+            self.execute(&sql, None, &mut f)?
+        };
+        if let Some(e) = &outcome.error {
+            print_error(e, &sql);
+            return Ok(false);
+        }
+        for r in &outcome.results {
+            writeln!(out, "{}", r.tag)?;
+        }
+        Ok(true)
+    }
+
+    /// The embedded database, for the catalog commands; `None` on a server.
+    fn embedded(&self) -> Option<&Database> {
+        match &self.backend {
+            Backend::Embedded { db, .. } => Some(db),
+            Backend::Server(_) => None,
         }
     }
 
     fn tables(&self) -> anyhow::Result<Vec<std::sync::Arc<Table>>> {
-        let mut txn = self.db.store().begin_read_only();
+        let db = self.embedded().context("no embedded database")?;
+        let mut txn = db.store().begin_read_only();
         Ok(catalog::list_tables(&mut txn)?)
     }
 
     fn table(&self, name: &str) -> anyhow::Result<Option<std::sync::Arc<Table>>> {
-        let mut txn = self.db.store().begin_read_only();
+        let db = self.embedded().context("no embedded database")?;
+        let mut txn = db.store().begin_read_only();
         Ok(catalog::get_table(&mut txn, name)?)
     }
 
@@ -165,7 +476,7 @@ impl Shell {
         columns: &[&str],
         rows: Vec<Vec<String>>,
         footer: bool,
-        out: &mut impl Write,
+        out: &mut dyn Write,
     ) -> anyhow::Result<()> {
         let result = StatementResult {
             columns: columns
@@ -193,16 +504,55 @@ impl Shell {
     }
 
     /// Runs a backslash command; returns false to quit.
-    fn meta(&mut self, line: &str, out: &mut impl Write) -> anyhow::Result<bool> {
+    fn meta(&mut self, line: &str, out: &mut dyn Write) -> anyhow::Result<bool> {
         let mut words = line.split_whitespace();
         let cmd = words.next().unwrap_or("");
         let arg = words.next();
+        let catalog_command = matches!(cmd, "\\d" | "\\dt" | "\\di");
+        if catalog_command && self.embedded().is_none() {
+            eprintln!(
+                "{cmd} works on the embedded database only: Strata's server has no pg_catalog yet"
+            );
+            return Ok(true);
+        }
         match cmd {
             "\\q" => return Ok(false),
             "\\?" => writeln!(
                 out,
-                "General\n  \\q                quit\n  \\i FILE           run commands from FILE\n  \\timing           toggle timing of statements\n  \\x                toggle expanded output\n  \\conninfo         show where the session is connected\nInformational\n  \\d [TABLE]        describe a table (or list tables)\n  \\dt               list tables\n  \\di               list indexes"
+                "General\n  \\q                quit\n  \\i FILE           run commands from FILE\n  \\o [FILE]         send query results to FILE (or back to standard output)\n  \\timing           toggle timing of statements\n  \\x                toggle expanded output\n  \\conninfo         show where the session is connected\nVariables\n  \\set [NAME [VALUE]] set a variable (:NAME, :'NAME' and :\"NAME\" in SQL), or list them\n  \\unset NAME        delete a variable\nInput/Output\n  \\copy TABLE FROM|TO 'FILE' [WITH (...)]  COPY with a client-side file\nInformational\n  \\d [TABLE]        describe a table (or list tables)\n  \\dt               list tables\n  \\di               list indexes"
             )?,
+            "\\copy" => {
+                let args = line.trim_start().strip_prefix("\\copy").unwrap_or("").trim();
+                self.backslash_copy(args, out)?;
+            }
+            "\\o" => {
+                self.output = match arg {
+                    None => None,
+                    Some(path) => match std::fs::File::create(path) {
+                        Ok(f) => Some(f),
+                        Err(e) => {
+                            eprintln!("{path}: {e}");
+                            None
+                        }
+                    },
+                };
+            }
+            "\\set" => match arg {
+                None => {
+                    for (k, v) in &self.vars {
+                        writeln!(out, "{k} = '{v}'")?;
+                    }
+                }
+                Some(name) => {
+                    let value: Vec<&str> = words.collect();
+                    self.vars.insert(name.to_string(), value.join(""));
+                }
+            },
+            "\\unset" => {
+                if let Some(name) = arg {
+                    self.vars.remove(name);
+                }
+            }
             "\\x" => {
                 self.format.expanded = !self.format.expanded;
                 writeln!(
@@ -215,11 +565,22 @@ impl Shell {
                 self.timing = !self.timing;
                 writeln!(out, "Timing is {}.", if self.timing { "on" } else { "off" })?;
             }
-            "\\conninfo" => writeln!(
-                out,
-                "You are connected to the embedded database \"strata\" in \"{}\".",
-                self.data.display()
-            )?,
+            "\\conninfo" => match &self.backend {
+                Backend::Embedded { data, .. } => writeln!(
+                    out,
+                    "You are connected to the embedded database \"strata\" in \"{}\".",
+                    data.display()
+                )?,
+                Backend::Server(c) => writeln!(
+                    out,
+                    "You are connected to database \"{}\" as user \"{}\" on host \"{}\" at port \"{}\" (server {}).",
+                    c.target.database,
+                    c.target.user,
+                    c.target.host,
+                    c.target.port,
+                    c.server_version
+                )?,
+            },
             "\\dt" | "\\d" if arg.is_none() => {
                 let rows: Vec<Vec<String>> = self
                     .tables()?
@@ -340,7 +701,7 @@ impl Shell {
     fn run_script(
         &mut self,
         input: impl BufRead,
-        out: &mut impl Write,
+        out: &mut dyn Write,
         on_error: OnError,
     ) -> anyhow::Result<bool> {
         let mut buf = String::new();
@@ -372,40 +733,86 @@ impl Shell {
     }
 
     fn interactive(&mut self) -> anyhow::Result<()> {
-        let stdin = std::io::stdin();
         let mut out = std::io::stdout();
-        writeln!(out, "strata sql on {} (type \\? for help, \\q to quit)", self.data.display())?;
+        let banner = match &self.backend {
+            Backend::Embedded { data, .. } => {
+                format!("the embedded database in {}", data.display())
+            }
+            Backend::Server(c) => {
+                format!("{}:{} (server {})", c.target.host, c.target.port, c.server_version)
+            }
+        };
+        writeln!(out, "strata sql on {banner} (type \\? for help, \\q to quit)")?;
+        let mut editor = rustyline::DefaultEditor::new().context("starting the line editor")?;
+        let history = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".strata_history"));
+        if let Some(h) = &history {
+            let _ = editor.load_history(h);
+        }
         let mut buf = String::new();
         loop {
-            write!(out, "{}", self.prompt(!buf.is_empty()))?;
-            out.flush()?;
-            let mut line = String::new();
-            if stdin.lock().read_line(&mut line)? == 0 {
-                writeln!(out)?;
-                return Ok(());
-            }
+            let line = match editor.readline(&self.prompt(!buf.is_empty())) {
+                Ok(line) => line,
+                Err(rustyline::error::ReadlineError::Interrupted) => {
+                    buf.clear(); // Ctrl-C at the prompt discards the statement
+                    continue;
+                }
+                Err(rustyline::error::ReadlineError::Eof) => break,
+                Err(e) => return Err(e).context("reading a line"),
+            };
             if buf.trim().is_empty() && line.trim_start().starts_with('\\') {
+                let _ = editor.add_history_entry(line.as_str());
                 if !self.meta(line.trim(), &mut out)? {
-                    return Ok(());
+                    break;
                 }
                 continue;
             }
             buf.push_str(&line);
+            buf.push('\n');
             if statement_complete(&buf) {
                 let sql = std::mem::take(&mut buf);
+                let _ = editor.add_history_entry(sql.trim_end());
                 self.run_sql(&sql, &mut out)?;
             }
         }
+        if let Some(h) = &history {
+            let _ = editor.save_history(h);
+        }
+        Ok(())
+    }
+}
+
+/// Clears the running statement's canceller when the statement ends.
+struct CancelGuard(RunningCancel);
+
+impl Drop for CancelGuard {
+    fn drop(&mut self) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = None;
     }
 }
 
 /// Runs `strata sql`; returns the process exit status.
 pub fn run(opts: Options) -> anyhow::Result<i32> {
-    let db = Database::open(&opts.data)
-        .with_context(|| format!("opening database in {}", opts.data.display()))?;
-    let session = db.session();
-    let mut shell =
-        Shell { db, session, data: opts.data.clone(), format: opts.format, timing: false };
+    let backend = match opts.connect {
+        Connect::Embedded(data) => {
+            let db = Database::open(&data)
+                .with_context(|| format!("opening database in {}", data.display()))?;
+            let session = db.session();
+            Backend::Embedded { db, session, data }
+        }
+        Connect::Server(target) => Backend::Server(pgclient::Client::connect(target)?),
+    };
+    let interactive =
+        opts.commands.is_empty() && opts.file.is_none() && std::io::stdin().is_terminal();
+    let running: RunningCancel = Arc::new(Mutex::new(None));
+    install_cancel_on_sigint(running.clone(), interactive);
+    let mut shell = Shell {
+        backend,
+        format: opts.format,
+        timing: false,
+        output: None,
+        vars: BTreeMap::new(),
+        running,
+    };
     let mut out = std::io::stdout().lock();
     if !opts.commands.is_empty() {
         for c in &opts.commands {
@@ -426,7 +833,7 @@ pub fn run(opts: Options) -> anyhow::Result<i32> {
         });
     }
     drop(out);
-    if std::io::stdin().is_terminal() {
+    if interactive {
         shell.interactive()?;
         return Ok(0);
     }
@@ -449,5 +856,28 @@ mod tests {
         assert!(!statement_complete("SELECT $$ ; $$"));
         assert!(statement_complete("SELECT $x$ ; $x$;"));
         assert!(!statement_complete("SELECT 1; SELECT 2"));
+    }
+
+    #[test]
+    fn variables_substitute_outside_quotes() {
+        let vars: BTreeMap<String, String> =
+            [("id".to_string(), "7".to_string()), ("who".to_string(), "o'neil".to_string())]
+                .into_iter()
+                .collect();
+        assert_eq!(
+            substitute("SELECT :id, :'who', :\"who\", ':id', x::int, :missing", &vars),
+            "SELECT 7, 'o''neil', \"o'neil\", ':id', x::int, :missing"
+        );
+    }
+
+    #[test]
+    fn backslash_copy_becomes_copy_on_stdin_or_stdout() {
+        let (sql, file, from) =
+            parse_backslash_copy("t (a, b) from '/tmp/x y.csv' with (format csv)").unwrap();
+        assert_eq!(sql, "COPY t (a, b) FROM STDIN with (format csv)");
+        assert_eq!((file.as_str(), from), ("/tmp/x y.csv", true));
+        let (sql, file, from) = parse_backslash_copy("t TO out.txt").unwrap();
+        assert_eq!((sql.as_str(), file.as_str(), from), ("COPY t TO STDOUT ", "out.txt", false));
+        assert!(parse_backslash_copy("t somewhere").is_err());
     }
 }

@@ -606,3 +606,118 @@ fn psql_copies_with_backslash_copy() {
     assert!(stdout.contains("COPY 2"), "{stdout}");
     assert_eq!(std::fs::read_to_string(&out_file).unwrap(), "1\tone\n2\tt,w,o\n");
 }
+
+/// Runs `strata sql` with `args`; returns (exit code, stdout, stderr).
+fn strata_sql(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .arg("sql")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run strata sql");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn strata_sql_talks_to_the_server_as_psql_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let url = format!("postgres://tester@127.0.0.1:{}/strata", server.port);
+    let csv = dir.path().join("rows.csv");
+    std::fs::write(&csv, "1,one\n2,two\n").unwrap();
+    let (code, stdout, stderr) = strata_sql(&[
+        &url,
+        "-c",
+        "CREATE TABLE t (id INT PRIMARY KEY, name TEXT)",
+        "-c",
+        &format!("\\copy t from '{}' with (format csv)", csv.display()),
+        "-c",
+        "\\set who two",
+        "-c",
+        "SELECT id, name FROM t WHERE name <> :'who' ORDER BY id",
+        "-c",
+        "\\conninfo",
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        stdout,
+        format!(
+            "CREATE TABLE\nCOPY 2\n id | name\n----+------\n  1 | one\n(1 row)\n\n\
+             You are connected to database \"strata\" as user \"tester\" on host \"127.0.0.1\" \
+             at port \"{}\" (server 15.0 (Strata 0.1.0)).\n",
+            server.port
+        )
+    );
+    let (code, _, stderr) = strata_sql(&[
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &server.port.to_string(),
+        "-U",
+        "tester",
+        "-c",
+        "SELECT * FROM nope",
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("42P01") && stderr.contains("\"nope\" does not exist"), "{stderr}");
+}
+
+#[test]
+fn ctrl_c_cancels_the_running_statement_not_the_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let url = format!("postgres://tester@127.0.0.1:{}/strata", server.port);
+    let values: Vec<String> = (1..=400).map(|i| format!("({i})")).collect();
+    let (code, _, stderr) = strata_sql(&[
+        &url,
+        "-c",
+        "CREATE TABLE n (i INT PRIMARY KEY)",
+        "-c",
+        &format!("INSERT INTO n VALUES {}", values.join(",")),
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let data = dir.path().join("embedded");
+    let data = data.to_str().unwrap();
+    let insert = format!("INSERT INTO n VALUES {}", values.join(","));
+    let (code, _, stderr) =
+        strata_sql(&["--data", data, "-c", "CREATE TABLE n (i INT PRIMARY KEY)", "-c", &insert]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let slow = "SELECT count(*) FROM n a, n b, n c WHERE a.i + b.i + c.i < 0";
+    for target in [vec![url.as_str()], vec!["--data", data]] {
+        // A SIGINT that lands before the statement starts ends the run
+        // (status 130); wait longer and try again then.
+        let mut wait = Duration::from_millis(500);
+        loop {
+            let child = Command::new(env!("CARGO_BIN_EXE_strata"))
+                .arg("sql")
+                .args(&target)
+                .args(["-c", slow])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(wait);
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+            let out = child.wait_with_output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            if out.status.code() == Some(130) && wait < Duration::from_secs(8) {
+                wait *= 2;
+                continue;
+            }
+            // The shell reported the cancelled statement and exited as a
+            // failed -c does; SIGINT did not kill it.
+            assert_eq!(out.status.code(), Some(1), "{target:?}: {stderr}");
+            assert!(
+                stderr.contains("57014") && stderr.contains("canceling statement"),
+                "{target:?}: {stderr}"
+            );
+            break;
+        }
+    }
+}

@@ -102,3 +102,95 @@ fn describe_commands_list_tables_and_columns() {
     assert!(s.contains("\"items_pkey\" PRIMARY KEY, btree (id)"), "{s}");
     assert!(s.contains("\"items_label\" btree (label)"), "{s}");
 }
+
+/// A pseudo-terminal pair: (controller, terminal).
+fn openpty() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    let (mut controller, mut terminal) = (0, 0);
+    // SAFETY: openpty(3) writes two new descriptors into our integers; null
+    // name, termios and window size are allowed and mean defaults.
+    let r = unsafe {
+        libc::openpty(
+            &mut controller,
+            &mut terminal,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(r, 0, "openpty failed");
+    // SAFETY: both descriptors were just opened for us and are owned by nobody else.
+    unsafe {
+        (std::os::fd::OwnedFd::from_raw_fd(controller), std::os::fd::OwnedFd::from_raw_fd(terminal))
+    }
+}
+
+#[test]
+fn interactive_shell_edits_lines_keeps_history_and_shows_transaction_state() {
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let (controller, terminal) = openpty();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["sql", "--data"])
+        .arg(dir.path().join("db"))
+        .env("HOME", dir.path())
+        .env("TERM", "xterm")
+        .stdin(Stdio::from(terminal.try_clone().unwrap()))
+        .stdout(Stdio::from(terminal.try_clone().unwrap()))
+        .stderr(Stdio::from(terminal))
+        .spawn()
+        .unwrap();
+    let screen = Arc::new(Mutex::new(String::new()));
+    let mut reader = std::fs::File::from(controller.try_clone().unwrap());
+    let seen = screen.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = std::io::Read::read(&mut reader, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    let mut keyboard = std::fs::File::from(controller);
+    let mut type_and_wait = |keys: &str, expect: &str| {
+        let from = screen.lock().unwrap().len();
+        keyboard.write_all(keys.as_bytes()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if screen.lock().unwrap()[from..].contains(expect) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never saw {expect:?} in {:?}",
+                screen.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    type_and_wait("", "strata=> ");
+    type_and_wait("SELECT 1 +\r", "strata-> ");
+    type_and_wait(" 41 AS answer;\r", "(1 row)");
+    assert!(screen.lock().unwrap().contains("42"), "{:?}", screen.lock().unwrap());
+    type_and_wait("BEGIN;\r", "strata*> ");
+    type_and_wait("SELECT * FROM missing;\r", "strata!> ");
+    type_and_wait("ROLLBACK;\r", "strata=> ");
+    // Ctrl-C at the prompt discards the line, not the shell.
+    type_and_wait("SELECT 'discarded'\x03", "strata=> ");
+    type_and_wait("\\q\r", "");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the shell did not quit");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success());
+    let history = std::fs::read_to_string(dir.path().join(".strata_history")).unwrap();
+    assert!(history.contains("SELECT 1 +"), "{history}");
+    assert!(history.contains("BEGIN;"), "{history}");
+    assert!(!history.contains("discarded"), "{history}");
+}
