@@ -141,6 +141,15 @@ impl Config {
     pub fn lease_ticks(&self) -> Option<u64> {
         self.lease_drift_ticks.map(|d| self.election_ticks - 1 - d)
     }
+
+    /// The largest clock-rate error `ρ` (each clock runs within `1 ± ρ` of
+    /// true time) that `lease_drift_ticks` tolerates: the solution of
+    /// `(e - 1 - d) * (1 + ρ) = (e - 1) * (1 - ρ)` with `e = election_ticks`
+    /// and `d = lease_drift_ticks` (see the module doc). `None` without leases.
+    pub fn max_drift(&self) -> Option<f64> {
+        let e = self.election_ticks.checked_sub(1)? as f64;
+        self.lease_drift_ticks.map(|d| d as f64 / (2.0 * e - d as f64))
+    }
 }
 
 /// A node's role (Raft §5.1, plus pre-candidate for pre-vote).
@@ -192,6 +201,8 @@ pub struct Status {
     pub snapshot_index: Index,
     pub membership: Membership,
     pub lease: bool,
+    /// Ticks of this node's clock until its lease expires (0 without one).
+    pub lease_ticks_left: u64,
     /// Messages dropped because no correct peer could have sent them.
     pub protocol_violations: u64,
     /// Reads served under the lease since start.
@@ -353,7 +364,11 @@ impl Raft {
     }
 
     /// Starts an election now (pre-vote first if configured), as if the
-    /// election timer had fired.
+    /// election timer had fired. Unlike the timer it does not wait out the
+    /// promise a follower makes by acknowledging a leader's round (see
+    /// Leases): with leases on, call it only on a node that has not heard
+    /// from a leader for an election timeout (bootstrapping, tests), or a
+    /// leader still serving lease reads may be deposed under its lease.
     pub fn campaign(&mut self) {
         if self.role != Role::Leader && self.is_voter() {
             let kind = if self.config.pre_vote { Campaign::PreVote } else { Campaign::Election };
@@ -579,7 +594,8 @@ impl Raft {
             last_term: self.log.last_term(),
             snapshot_index: self.log.snapshot.index,
             membership: self.membership().clone(),
-            lease: self.role == Role::Leader && self.lease_valid(),
+            lease: self.lease_valid(),
+            lease_ticks_left: self.lease_ticks_left(),
             protocol_violations: self.protocol_violations,
             lease_reads: self.lease_reads,
         }
@@ -1115,15 +1131,20 @@ impl Raft {
     }
 
     fn lease_valid(&self) -> bool {
-        let Some(lease_ticks) = self.config.lease_ticks() else { return false };
-        if self.lease_fenced || !self.committed_in_term() {
-            return false;
+        self.lease_ticks_left() > 0
+    }
+
+    /// How many more ticks the lease holds (0: no lease; see the module doc).
+    fn lease_ticks_left(&self) -> u64 {
+        let Some(lease_ticks) = self.config.lease_ticks() else { return 0 };
+        if self.role != Role::Leader || self.lease_fenced || !self.committed_in_term() {
+            return 0;
         }
         let acked = self.quorum_round();
         self.round_ticks
             .iter()
             .find(|(round, _)| *round == acked)
-            .is_some_and(|(_, start)| start + lease_ticks > self.ticks)
+            .map_or(0, |(_, start)| (start + lease_ticks).saturating_sub(self.ticks))
     }
 
     // --------------------------------------------------------- membership

@@ -104,6 +104,8 @@ pub struct Checker {
     entries: HashMap<(Index, Term), (u64, Term)>,
     /// The committed log as applied, from index 1.
     committed: Vec<Committed>,
+    /// The committed appends by key: (index, value), in log order.
+    by_key: HashMap<u64, Vec<(Index, u64)>>,
     /// Snapshot digests by index (snapshots may be installed past what this
     /// checker saw applied, in principle).
     snapshot_digests: HashMap<Index, u64>,
@@ -182,6 +184,9 @@ impl Checker {
         if copies < quorum {
             return Err(Violation::NotDurable { index: a.index, copies, quorum });
         }
+        if let Some(cmd) = a.command {
+            self.by_key.entry(cmd.key).or_default().push((a.index, cmd.value));
+        }
         self.committed.push(Committed {
             term: a.term,
             payload_hash: a.payload_hash,
@@ -224,12 +229,9 @@ impl Checker {
 
     /// The values at `key` in the committed log through `index`.
     fn values_at(&self, key: u64, index: Index) -> Vec<u64> {
-        self.committed[..index as usize]
-            .iter()
-            .filter_map(|c| c.command)
-            .filter(|c| c.key == key)
-            .map(|c| c.value)
-            .collect()
+        let Some(appends) = self.by_key.get(&key) else { return Vec::new() };
+        let n = appends.partition_point(|(i, _)| *i <= index);
+        appends[..n].iter().map(|(_, v)| *v).collect()
     }
 
     /// Checks a read as it completes: it saw the committed state at

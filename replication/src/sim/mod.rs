@@ -25,6 +25,23 @@
 //! properties on what the nodes just did; at the end it checks the client
 //! history for linearizability (lease reads included). See `check` for the
 //! properties.
+//!
+//! # Schedules
+//!
+//! [`Schedule::Random`] draws every fault at random. It rarely produces the
+//! narrow timing that breaks a lease that is slightly too long, so
+//! [`Schedule::LeaseRace`] ([`SimConfig::lease_race`]) builds it on
+//! purpose, over and over: wait until a leader holds its lease, then cut it
+//! off from everyone at a random phase of its heartbeat rounds; at that
+//! moment set its clock to the slowest rate the drift bound allows and the
+//! others' to the fastest (so its lease lasts as long as it may in true time,
+//! and their election timeouts as short as they may), with the drift bound
+//! itself at the largest value the lease configuration tolerates. While it
+//! is isolated, half the clients keep sending reads to the old leader and
+//! the other half write through the majority, which elects a new leader and
+//! commits. A lease that outlives the followers' promise not to vote lets
+//! the old leader answer a read that misses an append acknowledged before
+//! the read began, and the checker reports a stale read.
 
 pub mod check;
 pub mod kv;
@@ -76,8 +93,28 @@ pub struct SimConfig {
     /// the protocol options (leases, read-index only, or plain Raft without
     /// pre-vote and check-quorum), so the seeds cover the configuration space.
     pub randomize: bool,
+    /// How faults are chosen (see the module doc).
+    pub schedule: Schedule,
+    /// A client waits up to this long between an answer and its next request.
+    pub think_us: u64,
+    /// A client that was refused waits this long before it retries.
+    pub reject_backoff_us: u64,
     /// Record a line per event in the report or failure.
     pub trace: bool,
+}
+
+/// How long clients think between requests while a leader is isolated in
+/// the lease race.
+const RACE_THINK_US: u64 = 500;
+
+/// How the simulator picks faults (see the module doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Schedule {
+    /// Random faults of every kind.
+    Random,
+    /// Repeatedly isolate a leader that holds its lease, with the clocks at
+    /// the drift bound, while clients read from it and write elsewhere.
+    LeaseRace,
 }
 
 impl SimConfig {
@@ -106,8 +143,32 @@ impl SimConfig {
             client_timeout_us: 50_000,
             raft,
             randomize: true,
+            schedule: Schedule::Random,
+            think_us: 3_000,
+            reject_backoff_us: 5_000,
             trace: false,
         }
+    }
+
+    /// The targeted schedule that catches leases that are too long (see the
+    /// module doc): leases on, the clock drift at the largest rate the lease
+    /// configuration is meant to tolerate, a fast network without loss, no
+    /// crashes, and eager clients.
+    pub fn lease_race(nodes: usize) -> SimConfig {
+        let mut c = SimConfig::new(nodes);
+        c.clients = 6;
+        c.schedule = Schedule::LeaseRace;
+        c.randomize = false;
+        c.raft.lease_drift_ticks = Some(2);
+        c.max_drift = c.raft.max_drift().expect("leases are on");
+        c.min_delay_us = 200;
+        c.max_delay_us = 2_000;
+        c.long_delay = 0.0;
+        c.duplicate = 0.0;
+        c.crash_on_persist = 0.0;
+        c.keys = 16;
+        c.reject_backoff_us = 1_000;
+        c
     }
 
     /// This configuration as seed `rng` draws it (see `randomize`).
@@ -150,6 +211,8 @@ pub struct Report {
     pub crashes: u64,
     pub restarts: u64,
     pub partitions: u64,
+    /// Leaders isolated while holding their lease (the lease-race schedule).
+    pub lease_isolations: u64,
     pub transfers: u64,
     pub snapshots_installed: u64,
     pub compactions: u64,
@@ -257,6 +320,10 @@ struct Simulation {
     seen: Vec<(Role, Term)>,
     /// Lease reads of each node's current incarnation.
     lease_reads: Vec<u64>,
+    /// The lease-race schedule: waiting for a fresh lease to cut off.
+    armed: bool,
+    /// The lease-race schedule: the isolated leader.
+    isolated: Option<usize>,
     phase: Phase,
     next_value: u64,
     report: Report,
@@ -290,6 +357,8 @@ impl Simulation {
             checker: Checker::default(),
             seen: vec![(Role::Follower, 0); config.nodes],
             lease_reads: vec![0; config.nodes],
+            armed: false,
+            isolated: None,
             phase: Phase::Faults,
             next_value: 1,
             report: Report { seed, ..Report::default() },
@@ -371,9 +440,14 @@ impl Simulation {
             }
             Event::Fault => {
                 if self.phase == Phase::Faults {
-                    self.inject_fault()?;
-                    let at = self.fault_delay();
-                    self.schedule(at, Event::Fault);
+                    match self.config.schedule {
+                        Schedule::Random => {
+                            self.inject_fault()?;
+                            let at = self.fault_delay();
+                            self.schedule(at, Event::Fault);
+                        }
+                        Schedule::LeaseRace => self.lease_race_step(),
+                    }
                 }
             }
         }
@@ -410,6 +484,9 @@ impl Simulation {
         if out.crashed {
             self.report.crashes += 1;
             self.log(format!("n{id} crashed while persisting"));
+        }
+        if self.armed {
+            self.maybe_isolate(i);
         }
         let Some(raft) = self.nodes[i].raft.as_ref() else { return Ok(()) };
         raft.assert_invariants();
@@ -456,8 +533,13 @@ impl Simulation {
         }
         let client = c as u64 + 1;
         let key = self.rng.below(self.config.keys);
-        // Clients differ: from mostly appending to mostly reading.
-        let append_ratio = [0.8, 0.5, 0.2, 0.05][c % 4];
+        // Clients differ: from mostly appending to mostly reading. While a
+        // leader is isolated in the lease race, even clients read from it and
+        // odd ones write through the others.
+        let append_ratio = match self.isolated {
+            Some(_) => [0.0, 1.0][c % 2],
+            None => [0.8, 0.5, 0.2, 0.05][c % 4],
+        };
         let (kind, request) = if self.rng.chance(append_ratio) {
             let value = self.next_value;
             self.next_value += 1;
@@ -468,9 +550,12 @@ impl Simulation {
             (OpKind::Read { key }, Request::Read { key })
         };
         let n = self.nodes.len() as u64;
-        let target = match self.clients[c].hint {
-            Some(id) if id >= 1 && id <= n => id as usize - 1,
-            _ => self.rng.below(n) as usize,
+        let target = match (self.isolated, self.clients[c].hint) {
+            (Some(l), _) if c.is_multiple_of(2) => l,
+            (Some(l), Some(id)) if id >= 1 && id <= n && id as usize - 1 != l => id as usize - 1,
+            (Some(l), _) => (l + 1 + self.rng.below(n - 1) as usize) % n as usize,
+            (None, Some(id)) if id >= 1 && id <= n => id as usize - 1,
+            (None, _) => self.rng.below(n) as usize,
         };
         let request_id = (client << 40) | self.clients[c].seq;
         self.clients[c].seq += 1;
@@ -529,10 +614,12 @@ impl Simulation {
             Reply::Rejected { leader } => {
                 self.history[op].result = OpResult::Failed;
                 self.clients[c].hint = leader;
-                backoff = 5_000;
+                backoff = self.config.reject_backoff_us;
             }
         }
-        let at = backoff + self.rng.below(3_000);
+        // The lease race makes clients eager while a leader is isolated.
+        let think = if self.isolated.is_some() { RACE_THINK_US } else { self.config.think_us };
+        let at = backoff + self.rng.below(think);
         self.schedule(at, Event::Client(c));
         Ok(())
     }
@@ -639,7 +726,57 @@ impl Simulation {
         Ok(())
     }
 
+    /// A `Fault` event of the lease-race schedule (see the module doc): heal
+    /// an isolated leader, or arm the trigger that isolates the next one.
+    fn lease_race_step(&mut self) {
+        let n = self.nodes.len();
+        if let Some(l) = self.isolated.take() {
+            self.blocked = vec![vec![false; n]; n];
+            self.log(format!("heal n{}", l + 1));
+            // Arm again after a while, so the cluster settles at a random phase.
+            let at = self.rng.range(1_000, 40_000);
+            self.schedule(at, Event::Fault);
+        } else {
+            self.armed = true;
+        }
+    }
+
+    /// Armed: isolates node `i` if it leads and its lease is fresh (a
+    /// majority just acknowledged a round it started this tick or the one
+    /// before), so the lease has as long as possible left to run.
+    fn maybe_isolate(&mut self, i: usize) {
+        let Some(raft) = self.nodes[i].raft.as_ref() else { return };
+        let Some(lease_ticks) = self.config.raft.lease_ticks() else { return };
+        let left = raft.status().lease_ticks_left;
+        if left == 0 || left + self.rng.below(2) < lease_ticks {
+            return;
+        }
+        let n = self.nodes.len();
+        for a in 0..n {
+            self.blocked[a][i] = a != i;
+            self.blocked[i][a] = a != i;
+        }
+        // The worst clocks the drift bound allows: the old leader's runs slow
+        // (its lease lasts longest in true time), the others' fast (they time
+        // out soonest).
+        let (tick, drift) = (self.config.tick_us as f64, self.config.max_drift);
+        for (j, node) in self.nodes.iter_mut().enumerate() {
+            let rate = if j == i { 1.0 + drift } else { 1.0 - drift };
+            node.tick_us = (tick * rate).round().max(1.0) as u64;
+        }
+        self.armed = false;
+        self.isolated = Some(i);
+        self.report.lease_isolations += 1;
+        self.log(format!("isolate n{} with {left} ticks of lease left", i + 1));
+        // Long enough for the others to elect a leader and commit in most
+        // seeds; what matters happens within the first lease.
+        let at = 2 * self.config.raft.election_ticks * self.config.tick_us;
+        self.schedule(at, Event::Fault);
+    }
+
     fn heal_all(&mut self) {
+        self.isolated = None;
+        self.armed = false;
         let n = self.nodes.len();
         self.blocked = vec![vec![false; n]; n];
         self.slow = vec![vec![1; n]; n];
