@@ -721,3 +721,82 @@ fn ctrl_c_cancels_the_running_statement_not_the_shell() {
         }
     }
 }
+
+#[test]
+fn configured_users_must_log_in_with_scram() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--user", "ann=s3cret", "--user", "bob=other"]);
+    runtime().block_on(async {
+        let url = |user: &str, password: &str| {
+            format!(
+                "host=127.0.0.1 port={} user={user} password={password} dbname=strata",
+                server.port
+            )
+        };
+        let (client, connection) =
+            tokio_postgres::connect(&url("ann", "s3cret"), NoTls).await.expect("right password");
+        tokio::spawn(connection);
+        let one: i32 = client.query_one("SELECT 1", &[]).await.unwrap().get(0);
+        assert_eq!(one, 1);
+        for (user, password) in [("ann", "wrong"), ("nobody", "s3cret")] {
+            let Err(e) = tokio_postgres::connect(&url(user, password), NoTls).await else {
+                panic!("{user}/{password} was let in")
+            };
+            assert_eq!(code(&e), Some(&SqlState::INVALID_PASSWORD), "{user}: {e}");
+        }
+        // Without a password at all, the client cannot answer the challenge.
+        let no_password = format!("host=127.0.0.1 port={} user=ann dbname=strata", server.port);
+        assert!(tokio_postgres::connect(&no_password, NoTls).await.is_err());
+    });
+}
+
+#[test]
+fn psql_connects_over_tls_when_a_certificate_is_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("server.crt"), dir.path().join("server.key"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output();
+    if !made.as_ref().is_ok_and(|o| o.status.success()) {
+        eprintln!("skipping the TLS test: openssl could not make a certificate ({made:?})");
+        return;
+    }
+    let server = Server::start(
+        dir.path(),
+        &["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()],
+    );
+    let found = Command::new("psql").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !found {
+        eprintln!("skipping the TLS test: psql is not installed");
+        return;
+    }
+    let conn =
+        format!("host=127.0.0.1 port={} user=tester dbname=strata sslmode=require", server.port);
+    let out = Command::new("psql")
+        .args(["-X", &conn, "-c", "SELECT 40 + 2 AS answer", "-c", "\\conninfo"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(stdout.contains("42"), "{stdout}");
+    assert!(stdout.contains("SSL connection"), "{stdout}");
+    // Clients that do not ask for TLS are still served.
+    let plain =
+        format!("host=127.0.0.1 port={} user=tester dbname=strata sslmode=disable", server.port);
+    let out = Command::new("psql").args(["-X", &plain, "-c", "SELECT 1"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+}

@@ -12,16 +12,18 @@
 //!   discards messages until Sync as PostgreSQL does; in the simple protocol
 //!   the error ends the query string and ReadyForQuery follows.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use futures::{Sink, SinkExt, StreamExt, stream};
+use pgwire::api::auth::sasl::SASLAuthStartupHandler;
+use pgwire::api::auth::sasl::scram::{ScramAuth, gen_salted_password};
 use pgwire::api::auth::{
-    DefaultServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
-    save_startup_parameters_to_metadata,
+    AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler,
+    finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata,
 };
 use pgwire::api::cancel::CancelHandler;
 use pgwire::api::copy::{CopyHandler, send_copy_in_response};
@@ -58,30 +60,87 @@ use super::metrics::Metrics;
 use super::values;
 
 /// What every connection shares: the database, the cancel registry, metrics.
-#[derive(Debug)]
 pub struct Shared {
     pub db: Database,
     pub metrics: Metrics,
     /// Backend pid -> (secret key, the interrupt of that connection's session).
     cancel_keys: Mutex<HashMap<i32, (SecretKey, Interrupt)>>,
-    pids: RandomPidSecretKeyGenerator,
+    pids: Arc<RandomPidSecretKeyGenerator>,
     parameters: Arc<DefaultServerParameterProvider>,
+    /// SCRAM-SHA-256 when users are configured; trust otherwise.
+    scram: Option<SASLAuthStartupHandler<DefaultServerParameterProvider>>,
+}
+
+impl Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("db", &self.db)
+            .field("scram", &self.scram.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Users and their SCRAM verifiers (salted passwords), for pgwire's SCRAM.
+#[derive(Debug)]
+struct Users(HashMap<String, (Vec<u8>, Vec<u8>)>);
+
+/// SCRAM's iteration count, PostgreSQL's default.
+const SCRAM_ITERATIONS: usize = 4096;
+
+impl Users {
+    fn new(passwords: &BTreeMap<String, String>) -> std::io::Result<Users> {
+        let mut users = HashMap::new();
+        for (user, password) in passwords {
+            let mut salt = vec![0u8; 16];
+            std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut salt)?;
+            let salted = gen_salted_password(password, &salt, SCRAM_ITERATIONS);
+            users.insert(user.clone(), (salt, salted));
+        }
+        Ok(Users(users))
+    }
+}
+
+#[async_trait]
+impl AuthSource for Users {
+    async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
+        let user = login.user().unwrap_or_default();
+        match self.0.get(user) {
+            Some((salt, salted)) => Ok(Password::new(Some(salt.clone()), salted.clone())),
+            None => Err(PgWireError::InvalidPassword(user.to_string())),
+        }
+    }
 }
 
 impl Shared {
-    pub fn new(db: Database) -> Shared {
+    /// Shared state for `db`; with `users`, clients must authenticate with
+    /// SCRAM-SHA-256 (trust otherwise).
+    pub fn new(db: Database, users: &BTreeMap<String, String>) -> std::io::Result<Shared> {
         let mut parameters = DefaultServerParameterProvider::default();
         parameters.server_version = super::SERVER_VERSION.to_string();
         parameters.search_path = "\"$user\", public".to_string();
         parameters.time_zone = "UTC".to_string();
         parameters.date_style = "ISO, MDY".to_string();
-        Shared {
+        let parameters = Arc::new(parameters);
+        let pids = Arc::new(RandomPidSecretKeyGenerator::default());
+        let scram = if users.is_empty() {
+            None
+        } else {
+            let mut scram = ScramAuth::new(Arc::new(Users::new(users)?));
+            scram.set_iterations(SCRAM_ITERATIONS);
+            Some(
+                SASLAuthStartupHandler::new(parameters.clone())
+                    .with_scram(scram)
+                    .with_pid_secret_key_generator(pids.clone()),
+            )
+        };
+        Ok(Shared {
             db,
             metrics: Metrics::default(),
             cancel_keys: Mutex::new(HashMap::new()),
-            pids: RandomPidSecretKeyGenerator::default(),
-            parameters: Arc::new(parameters),
-        }
+            pids,
+            parameters,
+            scram,
+        })
     }
 
     /// Cancels the running statement of every connection (shutdown).
@@ -221,7 +280,7 @@ impl Conn {
     /// application_name, DateStyle, ...) to the session.
     async fn apply_startup_parameters(
         &self,
-        metadata: &HashMap<String, String>,
+        metadata: impl IntoIterator<Item = (&String, &String)>,
     ) -> PgWireResult<()> {
         let mut sets = Vec::new();
         for (name, value) in metadata {
@@ -313,14 +372,28 @@ impl StartupHandler for Startup {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let shared = &self.conn.shared;
+        if let Some(scram) = &shared.scram {
+            // The startup packet's settings apply before authentication ends,
+            // so a bad one fails the connection as PostgreSQL's would.
+            if let PgWireFrontendMessage::Startup(startup) = &message {
+                self.conn.apply_startup_parameters(&startup.parameters).await?;
+            }
+            scram.on_startup(client, message).await?;
+            if matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+                let (pid, secret) = client.pid_and_secret_key();
+                self.conn.register_cancel_key(pid, secret);
+            }
+            return Ok(());
+        }
         let PgWireFrontendMessage::Startup(startup) = message else { return Ok(()) };
         protocol_negotiation(client, &startup).await?;
         save_startup_parameters_to_metadata(client, &startup);
-        let (pid, secret) = self.conn.shared.pids.generate(client);
+        let (pid, secret) = shared.pids.generate(client);
         client.set_pid_and_secret_key(pid, secret.clone());
         self.conn.register_cancel_key(pid, secret);
-        self.conn.apply_startup_parameters(client.metadata()).await?;
-        finish_authentication(client, self.conn.shared.parameters.as_ref()).await?;
+        self.conn.apply_startup_parameters(&startup.parameters).await?;
+        finish_authentication(client, shared.parameters.as_ref()).await?;
         client.set_state(PgWireConnectionState::ReadyForQuery);
         Ok(())
     }

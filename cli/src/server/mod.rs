@@ -12,8 +12,9 @@
 //! connections, close the database, exit 0. Everything acknowledged is
 //! already durable in the write-ahead log, so a restart recovers it.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -58,6 +59,16 @@ pub struct StartArgs {
     /// on this address [default: off].
     #[arg(long, env = "STRATA_HTTP")]
     pub http: Option<SocketAddr>,
+    /// A user that must log in with this password (SCRAM-SHA-256), as
+    /// NAME=PASSWORD; repeatable. Without any, every client is trusted.
+    #[arg(long = "user", value_name = "NAME=PASSWORD")]
+    pub users: Vec<String>,
+    /// PEM certificate chain: clients may then use TLS (sslmode=require).
+    #[arg(long, env = "STRATA_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "STRATA_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// The `--config` file: the same settings as the flags.
@@ -68,6 +79,11 @@ struct ConfigFile {
     listen: Option<SocketAddr>,
     max_connections: Option<usize>,
     http: Option<SocketAddr>,
+    /// `[users]` table: name = "password".
+    #[serde(default)]
+    users: BTreeMap<String, String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 /// The settings in force, after flags, environment, file and defaults.
@@ -77,6 +93,10 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub max_connections: usize,
     pub http: Option<SocketAddr>,
+    /// Users and passwords; empty means trust.
+    pub users: BTreeMap<String, String>,
+    /// Certificate and key files, for TLS.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl StartArgs {
@@ -91,11 +111,26 @@ impl StartArgs {
             }
             None => ConfigFile::default(),
         };
+        let mut users = file.users;
+        for u in &self.users {
+            let (name, password) =
+                u.split_once('=').with_context(|| format!("--user {u}: expected NAME=PASSWORD"))?;
+            users.insert(name.to_string(), password.to_string());
+        }
+        let cert = self.tls_cert.clone().or(file.tls_cert);
+        let key = self.tls_key.clone().or(file.tls_key);
+        let tls = match (cert, key) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => anyhow::bail!("tls_cert and tls_key go together"),
+        };
         let settings = Settings {
             data: self.data.clone().or(file.data).unwrap_or_else(|| "strata-data".into()),
             listen: self.listen.or(file.listen).unwrap_or(([127, 0, 0, 1], 5433).into()),
             max_connections: self.max_connections.or(file.max_connections).unwrap_or(100),
             http: self.http.or(file.http),
+            users,
+            tls,
         };
         anyhow::ensure!(settings.max_connections > 0, "max_connections must be at least 1");
         Ok(settings)
@@ -125,7 +160,14 @@ async fn serve(args: Settings, db: Database) -> anyhow::Result<()> {
         .with_context(|| format!("listening on {}", args.listen))?;
     let addr = listener.local_addr()?;
     println!("strata: serving PostgreSQL protocol on {addr} (data {})", args.data.display());
-    let shared = Arc::new(connection::Shared::new(db));
+    let tls = args.tls.as_ref().map(|(cert, key)| tls_acceptor(cert, key)).transpose()?;
+    let shared = Arc::new(connection::Shared::new(db, &args.users).context("setting up users")?);
+    if args.users.is_empty() && !args.listen.ip().is_loopback() {
+        eprintln!(
+            "strata: warning: no users configured, so every client on {} is trusted",
+            args.listen
+        );
+    }
     let http = match args.http {
         Some(at) => {
             let listener =
@@ -157,6 +199,7 @@ async fn serve(args: Settings, db: Database) -> anyhow::Result<()> {
                 // Small messages go out at once; replies are already coalesced.
                 let _ = socket.set_nodelay(true);
                 let shared = shared.clone();
+                let tls = tls.clone();
                 let metrics = &shared.metrics;
                 match permits.clone().try_acquire_owned() {
                     Ok(permit) => {
@@ -164,7 +207,7 @@ async fn serve(args: Settings, db: Database) -> anyhow::Result<()> {
                         metrics.connections_open.fetch_add(1, Ordering::Relaxed);
                         connections.spawn(async move {
                             let handlers = connection::Handlers::new(shared.clone());
-                            let _ = process_socket(socket, None, handlers).await;
+                            let _ = process_socket(socket, tls, handlers).await;
                             shared.metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
                             drop(permit);
                         })
@@ -173,7 +216,7 @@ async fn serve(args: Settings, db: Database) -> anyhow::Result<()> {
                         metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
                         connections.spawn(async move {
                             let full = connection::Refused::new(shared);
-                            let _ = process_socket(socket, None, full).await;
+                            let _ = process_socket(socket, tls, full).await;
                         })
                     }
                 };
@@ -191,6 +234,23 @@ async fn serve(args: Settings, db: Database) -> anyhow::Result<()> {
     connections.abort_all();
     while connections.join_next().await.is_some() {}
     Ok(())
+}
+
+/// A TLS acceptor for the PEM certificate chain and private key in these files.
+fn tls_acceptor(cert: &Path, key: &Path) -> anyhow::Result<pgwire::tokio::TlsAcceptor> {
+    use pgwire::tokio::tokio_rustls::rustls;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| anyhow::anyhow!("reading the certificate {}: {e}", cert.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| anyhow::anyhow!("reading the private key {}: {e}", key.display()))?;
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .context("the TLS certificate and key do not make a usable pair")?;
+    Ok(pgwire::tokio::TlsAcceptor::from(Arc::new(config)))
 }
 
 /// Resolves with the name of the first SIGINT or SIGTERM.
