@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs YCSB A, B, C, E, F and TPC-C with identical parameters against
-# embedded Strata (key-value and SQL), SQLite and a private PostgreSQL, and
-# prints Markdown tables of the results with ratios to PostgreSQL.
+# embedded Strata (key-value and SQL), Strata's server (`strata start`, over
+# the PostgreSQL protocol with the same client code as PostgreSQL), SQLite
+# and a private PostgreSQL, and prints Markdown tables of the results with
+# ratios to PostgreSQL.
 #
 #   benches/compare.sh            # standard size (about 15 minutes)
 #   benches/compare.sh --quick    # small size (a few minutes)
@@ -78,17 +80,35 @@ PG_VERSION="$("$PG_BIN/postgres" --version)"
 
 # --- Build and run -------------------------------------------------------
 cargo build --release -p strata-benches --bin ycsb --bin tpcc
+cargo build --release -p strata-cli --bin strata
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 
+# Strata's server on the next free port, with a throw-away data directory.
+STRATA_PORT=$((PG_PORT + 1))
+while port_busy "$STRATA_PORT"; do STRATA_PORT=$((STRATA_PORT + 1)); done
+STRATA_DATA="$(mktemp -d /tmp/strata-compare-server.XXXXXX)"
+"$BIN/strata" start --data "$STRATA_DATA" --listen "127.0.0.1:$STRATA_PORT" \
+    --max-connections 200 > "$STRATA_DATA.log" 2>&1 &
+STRATA_PID=$!
+cleanup_all() {
+    kill -TERM "$STRATA_PID" 2>/dev/null || true
+    wait "$STRATA_PID" 2>/dev/null || true
+    rm -rf "$STRATA_DATA" "$STRATA_DATA.log"
+    cleanup
+}
+trap cleanup_all EXIT
+for _ in $(seq 100); do port_busy "$STRATA_PORT" && break; sleep 0.1; done
+STRATA_URL="postgres://strata@127.0.0.1:$STRATA_PORT/strata"
+
 for w in a b c e f; do
-    for target in strata strata-sql sqlite "$PG_URL"; do
+    for target in strata strata-sql "$STRATA_URL" sqlite "$PG_URL"; do
         echo "ycsb $w on ${target%%@*}..." >&2
         "$BIN/ycsb" --target "$target" --workload "$w" --records "$RECORDS" \
             --duration "$DURATION" --warmup "$WARMUP" --threads "$THREADS" --json \
             >> "$OUT/results.jsonl"
     done
 done
-for target in strata-sql sqlite "$PG_URL"; do
+for target in strata-sql "$STRATA_URL" sqlite "$PG_URL"; do
     echo "tpcc on ${target%%@*}..." >&2
     "$BIN/tpcc" --target "$target" "${TPCC_ARGS[@]}" --json >> "$OUT/results.jsonl"
 done
@@ -103,18 +123,20 @@ done
 import json, sys
 runs = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
 def name(t):
+    if t.startswith("postgres://strata@"):
+        return "strata-server"
     return "postgresql" if t.startswith("postgres") else t
 ycsb = [r for r in runs if "workload" in r]
 tpcc = [r for r in runs if "tpmc" in r]
-targets = ["strata", "strata-sql", "sqlite", "postgresql"]
-print("| YCSB | " + " | ".join(f"{t} ops/s" for t in targets) + " | strata/pg | strata/sqlite |")
+targets = ["strata", "strata-sql", "strata-server", "sqlite", "postgresql"]
+print("| YCSB | " + " | ".join(f"{t} ops/s" for t in targets) + " | server/pg | strata/sqlite |")
 print("|---" * (len(targets) + 3) + "|")
 for w in "abcef":
     by = {name(r["target"]): r for r in ycsb if r["workload"] == w}
     cells = [f'{by[t]["ops_per_sec"]:,.0f}' if t in by else "-" for t in targets]
     def ratio(a, b):
         return f'{by[a]["ops_per_sec"] / by[b]["ops_per_sec"]:.2f}' if a in by and b in by else "-"
-    print(f"| {w.upper()} | " + " | ".join(cells) + f' | {ratio("strata", "postgresql")} | {ratio("strata", "sqlite")} |')
+    print(f"| {w.upper()} | " + " | ".join(cells) + f' | {ratio("strata-server", "postgresql")} | {ratio("strata", "sqlite")} |')
 print()
 print("| YCSB p99 (us), per operation | " + " | ".join(targets) + " |")
 print("|---" * (len(targets) + 1) + "|")

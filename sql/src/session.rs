@@ -87,6 +87,9 @@ fn default_settings() -> BTreeMap<String, String> {
         ("default_transaction_isolation", "read committed"),
         ("default_transaction_read_only", "off"),
         ("statement_timeout", "0"),
+        // Accepted and shown; Strata's commits are always durable when
+        // acknowledged (the store's durability mode decides, not the session).
+        ("synchronous_commit", "on"),
         ("lock_timeout", "0"),
         ("idle_in_transaction_session_timeout", "0"),
         ("timezone", "UTC"),
