@@ -34,6 +34,11 @@ pub enum Error {
     /// Recovered state that no correct run could have persisted.
     #[error("corrupt persisted state: {0}")]
     Corrupt(String),
+    /// A file of the log store is damaged where a crash cannot have damaged
+    /// it (not a torn tail): the node must not start from it. Restore the
+    /// replica from a peer.
+    #[error("corrupt log store file {path} at offset {offset}: {reason}")]
+    CorruptFile { path: std::path::PathBuf, offset: u64, reason: String },
     /// The log store failed; the node must stop (its durability is unknown).
     #[error("log store I/O: {0}")]
     Io(String),

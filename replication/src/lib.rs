@@ -111,7 +111,7 @@ pub use error::{Error, Result};
 pub use message::{Body, Message};
 pub use raft::{Config, Raft, ReadState, Ready, Role, Status};
 pub use rng::Rng;
-pub use storage::{LogStore, MemStore, persist_ready};
+pub use storage::{FileStore, FileStoreOptions, LogStore, MemStore, persist_ready};
 pub use types::{
     ConfChange, Entry, HardState, Index, Membership, NodeId, Payload, Persisted, Snapshot, Term,
     quorum_value,

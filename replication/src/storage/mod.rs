@@ -13,7 +13,12 @@
 //!   must stop and recover from `load` (as after a crash).
 //!
 //! [`MemStore`] is the simulator's disk: a store in memory that can crash,
-//! keeping a random prefix of its unsynced writes.
+//! keeping a random prefix of its unsynced writes. [`FileStore`] (in
+//! [`file`]) is the real one: checksummed, segmented, fsynced files.
+
+pub mod file;
+
+pub use file::{FileStore, FileStoreOptions};
 
 use crate::error::Result;
 use crate::raft::Ready;
