@@ -792,6 +792,11 @@ impl Drop for CancelGuard {
 
 /// Runs `strata sql`; returns the process exit status.
 pub fn run(opts: Options) -> anyhow::Result<i32> {
+    // First, so that a Ctrl-C during startup is handled as any other.
+    let interactive =
+        opts.commands.is_empty() && opts.file.is_none() && std::io::stdin().is_terminal();
+    let running: RunningCancel = Arc::new(Mutex::new(None));
+    install_cancel_on_sigint(running.clone(), interactive);
     let backend = match opts.connect {
         Connect::Embedded(data) => {
             let db = Database::open(&data)
@@ -801,10 +806,6 @@ pub fn run(opts: Options) -> anyhow::Result<i32> {
         }
         Connect::Server(target) => Backend::Server(pgclient::Client::connect(target)?),
     };
-    let interactive =
-        opts.commands.is_empty() && opts.file.is_none() && std::io::stdin().is_terminal();
-    let running: RunningCancel = Arc::new(Mutex::new(None));
-    install_cancel_on_sigint(running.clone(), interactive);
     let mut shell = Shell {
         backend,
         format: opts.format,

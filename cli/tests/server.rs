@@ -804,3 +804,30 @@ fn psql_connects_over_tls_when_a_certificate_is_configured() {
     let out = Command::new("psql").args(["-X", &plain, "-c", "SELECT 1"]).output().unwrap();
     assert!(out.status.success(), "{out:?}");
 }
+
+#[test]
+fn idle_connections_are_closed_but_busy_ones_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--idle-timeout", "1"]);
+    runtime().block_on(async {
+        let c = connect(&server).await;
+        c.batch_execute("CREATE TABLE n (i INT PRIMARY KEY)").await.unwrap();
+        let values: Vec<String> = (1..=120).map(|i| format!("({i})")).collect();
+        c.batch_execute(&format!("INSERT INTO n VALUES {}", values.join(","))).await.unwrap();
+        // A statement running past the timeout is not idleness.
+        let started = Instant::now();
+        let n: i64 = c
+            .query_one("SELECT count(*) FROM n a, n b, n c WHERE a.i + b.i + c.i > 0", &[])
+            .await
+            .expect("a long statement survives the idle timeout")
+            .get(0);
+        assert_eq!(n, 120 * 120 * 120);
+        eprintln!("long statement took {:?}", started.elapsed());
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        c.query_one("SELECT 1", &[]).await.expect_err("the idle connection was closed");
+        assert!(c.is_closed());
+        let fresh = connect(&server).await;
+        let n: i64 = fresh.query_one("SELECT count(*) FROM n", &[]).await.unwrap().get(0);
+        assert_eq!(n, 120);
+    });
+}

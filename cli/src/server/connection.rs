@@ -180,6 +180,42 @@ pub struct Statement {
     description: Description,
 }
 
+/// When a connection last did something, for the idle timeout.
+#[derive(Debug)]
+pub struct Activity {
+    last: Mutex<std::time::Instant>,
+    /// Statements running now; a connection running one is never idle.
+    busy: std::sync::atomic::AtomicU32,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity { last: Mutex::new(std::time::Instant::now()), busy: Default::default() }
+    }
+
+    fn begin(&self) {
+        self.busy.fetch_add(1, Ordering::SeqCst);
+        self.touch();
+    }
+
+    fn end(&self) {
+        self.touch();
+        self.busy.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    fn touch(&self) {
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = std::time::Instant::now();
+    }
+
+    /// How long the connection has been idle; zero while a statement runs.
+    pub fn idle_for(&self) -> std::time::Duration {
+        if self.busy.load(Ordering::SeqCst) > 0 {
+            return std::time::Duration::ZERO;
+        }
+        self.last.lock().unwrap_or_else(PoisonError::into_inner).elapsed()
+    }
+}
+
 /// The state of one connection.
 #[derive(Debug)]
 pub struct Conn {
@@ -187,6 +223,7 @@ pub struct Conn {
     session: Arc<Mutex<Session>>,
     pid: Mutex<Option<i32>>,
     copy: Mutex<Option<PendingCopy>>,
+    activity: Arc<Activity>,
 }
 
 impl Drop for Conn {
@@ -236,6 +273,7 @@ impl Conn {
             session: Arc::new(Mutex::new(session)),
             pid: Mutex::new(None),
             copy: Mutex::new(None),
+            activity: Arc::new(Activity::new()),
         }
     }
 
@@ -264,12 +302,14 @@ impl Conn {
         f: impl FnOnce(&mut Session) -> T + Send + 'static,
     ) -> PgWireResult<T> {
         let session = self.session.clone();
-        tokio::task::spawn_blocking(move || {
+        self.activity.begin();
+        let done = tokio::task::spawn_blocking(move || {
             let mut session = session.lock().unwrap_or_else(PoisonError::into_inner);
             f(&mut session)
         })
-        .await
-        .map_err(|_| internal("statement task failed"))
+        .await;
+        self.activity.end();
+        done.map_err(|_| internal("statement task failed"))
     }
 
     fn status(&self) -> TransactionStatus {
@@ -467,6 +507,11 @@ pub struct Handlers {
 impl Handlers {
     pub fn new(shared: Arc<Shared>) -> Handlers {
         Handlers { conn: Arc::new(Conn::new(shared)) }
+    }
+
+    /// The connection's activity, for the idle timeout.
+    pub fn activity(&self) -> Arc<Activity> {
+        self.conn.activity.clone()
     }
 }
 
@@ -757,6 +802,7 @@ impl SimpleQueryHandler for Conn {
 #[derive(Debug)]
 pub struct Parser {
     session: Arc<Mutex<Session>>,
+    activity: Arc<Activity>,
 }
 
 #[async_trait]
@@ -772,6 +818,7 @@ impl QueryParser for Parser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
+        self.activity.touch();
         let session = self.session.clone();
         let sql = sql.to_string();
         let given: Vec<Option<Type>> = types.to_vec();
@@ -844,7 +891,7 @@ impl ExtendedQueryHandler for Conn {
     type QueryParser = Parser;
 
     fn query_parser(&self) -> Arc<Parser> {
-        Arc::new(Parser { session: self.session.clone() })
+        Arc::new(Parser { session: self.session.clone(), activity: self.activity.clone() })
     }
 
     async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>

@@ -63,6 +63,10 @@ pub struct StartArgs {
     /// NAME=PASSWORD; repeatable. Without any, every client is trusted.
     #[arg(long = "user", value_name = "NAME=PASSWORD")]
     pub users: Vec<String>,
+    /// Close connections idle (no statement running) for this many seconds
+    /// [default: 0, never].
+    #[arg(long, env = "STRATA_IDLE_TIMEOUT", value_name = "SECONDS")]
+    pub idle_timeout: Option<u64>,
     /// PEM certificate chain: clients may then use TLS (sslmode=require).
     #[arg(long, env = "STRATA_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -79,6 +83,7 @@ struct ConfigFile {
     listen: Option<SocketAddr>,
     max_connections: Option<usize>,
     http: Option<SocketAddr>,
+    idle_timeout: Option<u64>,
     /// `[users]` table: name = "password".
     #[serde(default)]
     users: BTreeMap<String, String>,
@@ -97,6 +102,8 @@ pub struct Settings {
     pub users: BTreeMap<String, String>,
     /// Certificate and key files, for TLS.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Connections idle this long are closed.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl StartArgs {
@@ -131,6 +138,11 @@ impl StartArgs {
             http: self.http.or(file.http),
             users,
             tls,
+            idle_timeout: self
+                .idle_timeout
+                .or(file.idle_timeout)
+                .filter(|&s| s > 0)
+                .map(Duration::from_secs),
         };
         anyhow::ensure!(settings.max_connections > 0, "max_connections must be at least 1");
         Ok(settings)
@@ -205,9 +217,14 @@ async fn serve(args: Settings, db: Database) -> anyhow::Result<()> {
                     Ok(permit) => {
                         metrics.connections_accepted.fetch_add(1, Ordering::Relaxed);
                         metrics.connections_open.fetch_add(1, Ordering::Relaxed);
+                        let idle_timeout = args.idle_timeout;
                         connections.spawn(async move {
                             let handlers = connection::Handlers::new(shared.clone());
-                            let _ = process_socket(socket, tls, handlers).await;
+                            let activity = handlers.activity();
+                            tokio::select! {
+                                _ = process_socket(socket, tls, handlers) => {}
+                                _ = idle_watch(activity, idle_timeout) => {}
+                            }
                             shared.metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
                             drop(permit);
                         })
@@ -234,6 +251,19 @@ async fn serve(args: Settings, db: Database) -> anyhow::Result<()> {
     connections.abort_all();
     while connections.join_next().await.is_some() {}
     Ok(())
+}
+
+/// Resolves once the connection has been idle for `timeout` (never without one);
+/// the caller then drops the connection, closing its socket.
+async fn idle_watch(activity: Arc<connection::Activity>, timeout: Option<Duration>) {
+    let Some(timeout) = timeout else { return std::future::pending().await };
+    let check = (timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+    loop {
+        tokio::time::sleep(check).await;
+        if activity.idle_for() >= timeout {
+            return;
+        }
+    }
 }
 
 /// A TLS acceptor for the PEM certificate chain and private key in these files.
