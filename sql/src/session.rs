@@ -266,6 +266,9 @@ impl Session {
                 return script;
             }
         };
+        if self.implicit_transaction(&statements) {
+            return self.run_implicit_transaction(&statements);
+        }
         for (i, s) in statements.iter().enumerate() {
             let copy = match CopyCommand::from_statement(s) {
                 Ok(copy) => copy,
@@ -294,6 +297,63 @@ impl Session {
             }
         }
         script
+    }
+
+    /// Whether a multi-statement query string runs as one implicit
+    /// transaction, as PostgreSQL runs it: outside a transaction block, when
+    /// it has no transaction control (BEGIN, COMMIT, SAVEPOINT, ...) or COPY.
+    fn implicit_transaction(&self, statements: &[ast::Statement]) -> bool {
+        use ast::Statement as S;
+        matches!(self.state, State::Idle)
+            && statements.len() > 1
+            && statements.iter().all(|s| {
+                !matches!(
+                    s,
+                    S::StartTransaction { .. }
+                        | S::Commit { .. }
+                        | S::Rollback { .. }
+                        | S::Savepoint { .. }
+                        | S::ReleaseSavepoint { .. }
+                        | S::Copy { .. }
+                )
+            })
+    }
+
+    /// Runs `statements` in one transaction: all take effect or none. A
+    /// serialization failure at any point runs them all again (their results
+    /// are not out yet), as a single autocommit statement is.
+    fn run_implicit_transaction(&mut self, statements: &[ast::Statement]) -> Script {
+        let mut attempt = 1;
+        loop {
+            let mut script = Script::default();
+            if let Err(e) = self.begin(&[]) {
+                script.error = Some(e);
+                return script;
+            }
+            for s in statements {
+                match self.statement(s, &[]) {
+                    Ok(r) => script.results.push(r),
+                    Err(e) => {
+                        script.error = Some(e);
+                        break;
+                    }
+                }
+            }
+            let outcome = match script.error.take() {
+                Some(e) => Err(e),
+                None => self.commit().map(|_| ()),
+            };
+            // Whatever happened, the implicit block is over.
+            self.state = State::Idle;
+            match outcome {
+                Err(e) if e.is_retryable() && attempt < AUTOCOMMIT_ATTEMPTS => attempt += 1,
+                Err(e) => {
+                    script.error = Some(e);
+                    return script;
+                }
+                Ok(()) => return script,
+            }
+        }
     }
 
     /// The columns a COPY reads or writes, in order.

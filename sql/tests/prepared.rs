@@ -180,3 +180,31 @@ fn statement_timeout_cancels_long_statements_only() {
     assert_eq!(r[0].rows, vec![vec![Value::Int(300)]]);
     s.execute("SET statement_timeout = 0", &[]).expect("reset");
 }
+
+#[test]
+fn a_multi_statement_script_is_one_implicit_transaction() {
+    let db = database();
+    let mut s = db.session();
+    let script = s.execute_script(
+        "INSERT INTO item (id, name) VALUES (1, 'a'); INSERT INTO item (id, name) VALUES (1, 'dup')",
+    );
+    assert_eq!(script.results.len(), 1, "the first insert ran");
+    assert_eq!(script.error.expect("duplicate").code, sqlstate::UNIQUE_VIOLATION);
+    let rows = db.query("SELECT count(*) FROM item", &[]).unwrap();
+    assert_eq!(rows.get::<i64>(0, 0).unwrap(), 0, "and was rolled back with the second");
+    assert_eq!(s.status(), strata_sql::TxnStatus::Idle);
+
+    let script = s.execute_script(
+        "INSERT INTO item (id, name) VALUES (1, 'a'); UPDATE item SET name = 'b' WHERE id = 1",
+    );
+    assert!(script.error.is_none());
+    assert_eq!(db.query("SELECT name FROM item", &[]).unwrap().get::<String>(0, 0).unwrap(), "b");
+
+    // Explicit transaction control keeps statement-by-statement behaviour.
+    let script = s.execute_script(
+        "BEGIN; INSERT INTO item (id, name) VALUES (2, 'c'); COMMIT; INSERT INTO item (id, name) VALUES (1, 'dup')",
+    );
+    assert_eq!(script.results.len(), 3);
+    assert!(script.error.is_some());
+    assert_eq!(db.query("SELECT count(*) FROM item", &[]).unwrap().get::<i64>(0, 0).unwrap(), 2);
+}
