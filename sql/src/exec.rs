@@ -5,6 +5,14 @@
 //! input first (sort, the build side of a join, hash aggregation, set
 //! operations) charge what they hold to the query's memory budget and fail
 //! with SQLSTATE 53200 when it is exceeded, rather than exhausting the process.
+//! A top-N sort holds at most `limit + offset` rows and gives back what it
+//! drops ([`Cx::release`]); stream aggregation and the index nested-loop join
+//! hold one group or one outer row's lookup at a time.
+//!
+//! Invariants the planner relies on: filters, projections, DISTINCT, both
+//! aggregations and the joins keep the order of their (left) input, and
+//! aggregation emits groups in the order their first rows arrive; sorts are
+//! stable.
 
 use std::cell::RefCell;
 use std::cmp::Ordering;
@@ -165,6 +173,11 @@ impl<'a> Cx<'a> {
         self.statement_micros
     }
 
+    /// Gives back `bytes` charged earlier and no longer held.
+    pub fn release(&mut self, bytes: usize) {
+        self.memory_used = self.memory_used.saturating_sub(bytes);
+    }
+
     /// Charges `bytes` of memory held by a materializing operator.
     pub fn charge(&mut self, bytes: usize) -> Result<()> {
         self.memory_used += bytes;
@@ -229,10 +242,20 @@ pub fn build(node: &Node) -> Box<dyn Operator + '_> {
         }
         Node::Filter { input, predicate } => Box::new(FilterOp { input: build(input), predicate }),
         Node::Project { input, exprs } => Box::new(ProjectOp { input: build(input), exprs }),
-        Node::Aggregate { input, group_by, aggs } => {
+        Node::Aggregate { input, group_by, aggs, streaming: false } => {
             Box::new(AggregateOp { input: build(input), group_by, aggs, output: None })
         }
+        Node::Aggregate { input, group_by, aggs, streaming: true } => Box::new(StreamAggregateOp {
+            input: build(input),
+            group_by,
+            aggs,
+            current: None,
+            done: false,
+        }),
         Node::Sort { input, keys } => Box::new(SortOp { input: build(input), keys, sorted: None }),
+        Node::TopN { input, keys, limit, offset } => {
+            Box::new(TopNOp { input: build(input), keys, limit, offset, sorted: None })
+        }
         Node::Limit { input, limit, offset } => {
             Box::new(LimitOp { input: build(input), limit, offset, bounds: None, seen: 0 })
         }
@@ -251,6 +274,32 @@ pub fn build(node: &Node) -> Box<dyn Operator + '_> {
             pending: Vec::new(),
             left_done: false,
             tail: None,
+        }),
+        Node::IndexJoin {
+            left,
+            table,
+            index,
+            lookup,
+            right_filter,
+            kind,
+            equi,
+            on,
+            left_width: _,
+            right_width,
+            for_update,
+        } => Box::new(IndexJoinOp {
+            left: build(left),
+            table,
+            index: *index,
+            lookup,
+            right_filter: right_filter.as_ref(),
+            kind: *kind,
+            equi,
+            on: on.as_ref(),
+            right_width: *right_width,
+            for_update: *for_update,
+            profile_id: inner_profile_id(node),
+            current: None,
         }),
         Node::SetOp { op, all, left, right } => Box::new(SetOpOp {
             op: *op,
@@ -332,7 +381,78 @@ enum ScanState {
     Rows(TxnScan),
     /// Index entries whose values are primary keys.
     Index(TxnScan),
+    /// A row already read by a point lookup (or none).
+    Fetched(Option<Row>),
     Done,
+}
+
+/// Reads the row with primary key `key` (`FOR UPDATE`: also validated at
+/// commit).
+fn fetch(table: &Table, for_update: bool, key: &[u8], cx: &mut Cx<'_>) -> Result<Option<Row>> {
+    let value = if for_update { cx.txn.get_for_update(key)? } else { cx.txn.get(key)? };
+    value.map(|v| decode_row(&v, &table.column_types())).transpose()
+}
+
+/// The next row of an open scan of `table`: a primary-key entry is the row,
+/// a secondary index entry leads to it.
+fn scan_next(
+    table: &Table,
+    for_update: bool,
+    state: &mut ScanState,
+    cx: &mut Cx<'_>,
+) -> Result<Option<Row>> {
+    match state {
+        ScanState::Init | ScanState::Done => Ok(None),
+        ScanState::Fetched(row) => {
+            let row = row.take();
+            *state = ScanState::Done;
+            Ok(row)
+        }
+        ScanState::Rows(scan) => match scan.next() {
+            None => {
+                *state = ScanState::Done;
+                Ok(None)
+            }
+            Some(row) => {
+                let (key, value) = row?;
+                if for_update {
+                    cx.txn.get_for_update(&key)?;
+                }
+                decode_row(&value, &table.column_types()).map(Some)
+            }
+        },
+        ScanState::Index(scan) => match scan.next() {
+            None => {
+                *state = ScanState::Done;
+                Ok(None)
+            }
+            Some(entry) => {
+                let (_, pk) = entry?;
+                let mut key = table.index_prefix(PRIMARY_INDEX);
+                key.extend_from_slice(&pk);
+                fetch(table, for_update, &key, cx)?.map(Some).ok_or_else(|| {
+                    SqlError::new(
+                        sqlstate::DATA_CORRUPTED,
+                        format!("index entry of table \"{}\" points at a missing row", table.name),
+                    )
+                })
+            }
+        },
+    }
+}
+
+fn index_types(table: &Table, index: u32) -> Result<Vec<DataType>> {
+    let columns = if index == PRIMARY_INDEX {
+        &table.primary_key
+    } else {
+        &table
+            .indexes
+            .iter()
+            .find(|i| i.id == index)
+            .ok_or_else(|| SqlError::internal("index vanished"))?
+            .columns
+    };
+    Ok(columns.iter().map(|&c| table.columns[c].ty.clone()).collect())
 }
 
 struct ScanOp<'p> {
@@ -343,24 +463,21 @@ struct ScanOp<'p> {
 }
 
 impl ScanOp<'_> {
-    fn pk_types(&self) -> Vec<DataType> {
-        self.table.primary_key.iter().map(|&c| self.table.columns[c].ty.clone()).collect()
-    }
-
     fn open(&mut self, cx: &mut Cx<'_>) -> Result<Option<Row>> {
         let t = self.table;
         let primary = t.index_prefix(PRIMARY_INDEX);
-        let range = match self.access {
-            Access::Full => t.index_range(PRIMARY_INDEX),
+        let (range, reverse) = match self.access {
+            Access::Full => (t.index_range(PRIMARY_INDEX), false),
             Access::PrimaryPoint(exprs) => {
                 self.state = ScanState::Done;
-                let Some(key) = encode_prefix(primary, exprs, &self.pk_types(), cx)? else {
+                let types = index_types(t, PRIMARY_INDEX)?;
+                let Some(key) = encode_prefix(primary, exprs, &types, cx)? else {
                     return Ok(None);
                 };
-                return self.fetch(&key, cx);
+                return fetch(t, self.for_update, &key, cx);
             }
-            Access::PrimaryRange { eq, lower, upper } => {
-                let types = self.pk_types();
+            Access::PrimaryRange { eq, lower, upper, reverse } => {
+                let types = index_types(t, PRIMARY_INDEX)?;
                 let Some(prefix) = encode_prefix(primary, eq, &types, cx)? else {
                     self.state = ScanState::Done;
                     return Ok(None);
@@ -394,73 +511,29 @@ impl ScanOp<'_> {
                     Some((k, false)) => Excluded(k),
                     None => strata_lsm::prefix_successor(&prefix).map_or(Unbounded, Excluded),
                 };
-                KeyRange { lower: lo, upper: hi }
+                (KeyRange { lower: lo, upper: hi }, *reverse)
             }
-            Access::IndexEq { index, eq } => {
-                let idx = t
-                    .indexes
-                    .iter()
-                    .find(|i| i.id == *index)
-                    .ok_or_else(|| SqlError::internal("index vanished"))?;
-                let types: Vec<DataType> =
-                    idx.columns.iter().map(|&c| t.columns[c].ty.clone()).collect();
+            Access::IndexEq { index, eq, reverse } => {
+                let types = index_types(t, *index)?;
                 let Some(prefix) = encode_prefix(t.index_prefix(*index), eq, &types, cx)? else {
                     self.state = ScanState::Done;
                     return Ok(None);
                 };
-                self.state = ScanState::Index(cx.txn.scan(KeyRange::prefix(&prefix), false)?);
+                self.state = ScanState::Index(cx.txn.scan(KeyRange::prefix(&prefix), *reverse)?);
                 return self.next(cx);
             }
         };
-        self.state = ScanState::Rows(cx.txn.scan(range, false)?);
+        self.state = ScanState::Rows(cx.txn.scan(range, reverse)?);
         self.next(cx)
-    }
-
-    fn fetch(&self, key: &[u8], cx: &mut Cx<'_>) -> Result<Option<Row>> {
-        let value = if self.for_update { cx.txn.get_for_update(key)? } else { cx.txn.get(key)? };
-        value.map(|v| decode_row(&v, &self.table.column_types())).transpose()
     }
 }
 
 impl Operator for ScanOp<'_> {
     fn next(&mut self, cx: &mut Cx<'_>) -> Result<Option<Row>> {
         cx.check_interrupt()?;
-        match &mut self.state {
+        match self.state {
             ScanState::Init => self.open(cx),
-            ScanState::Done => Ok(None),
-            ScanState::Rows(scan) => match scan.next() {
-                None => {
-                    self.state = ScanState::Done;
-                    Ok(None)
-                }
-                Some(row) => {
-                    let (key, value) = row?;
-                    if self.for_update {
-                        cx.txn.get_for_update(&key)?;
-                    }
-                    decode_row(&value, &self.table.column_types()).map(Some)
-                }
-            },
-            ScanState::Index(scan) => match scan.next() {
-                None => {
-                    self.state = ScanState::Done;
-                    Ok(None)
-                }
-                Some(entry) => {
-                    let (_, pk) = entry?;
-                    let mut key = self.table.index_prefix(PRIMARY_INDEX);
-                    key.extend_from_slice(&pk);
-                    self.fetch(&key, cx)?.map(Some).ok_or_else(|| {
-                        SqlError::new(
-                            sqlstate::DATA_CORRUPTED,
-                            format!(
-                                "index entry of table \"{}\" points at a missing row",
-                                self.table.name
-                            ),
-                        )
-                    })
-                }
-            },
+            _ => scan_next(self.table, self.for_update, &mut self.state, cx),
         }
     }
 }
@@ -566,6 +639,62 @@ impl Operator for AggregateOp<'_> {
     }
 }
 
+/// Aggregation of input that arrives grouped (the planner proved the rows of
+/// a group adjacent): one group's accumulators at a time, emitted when the
+/// next group starts, in arrival order like [`AggregateOp`]. Only with GROUP
+/// BY (no input then means no groups).
+struct StreamAggregateOp<'p> {
+    input: Box<dyn Operator + 'p>,
+    group_by: &'p [Expr],
+    aggs: &'p [crate::expr::AggCall],
+    current: Option<(Row, Vec<Accumulator>)>,
+    done: bool,
+}
+
+impl StreamAggregateOp<'_> {
+    fn finish(&self, (mut key, accs): (Row, Vec<Accumulator>)) -> Result<Row> {
+        for (acc, call) in accs.into_iter().zip(self.aggs) {
+            key.push(acc.finish(call)?);
+        }
+        Ok(key)
+    }
+}
+
+impl Operator for StreamAggregateOp<'_> {
+    fn next(&mut self, cx: &mut Cx<'_>) -> Result<Option<Row>> {
+        while !self.done {
+            let Some(row) = self.input.next(cx)? else {
+                self.done = true;
+                break;
+            };
+            let key: Row = self.group_by.iter().map(|e| e.eval(&row, cx)).collect::<Result<_>>()?;
+            let same = self
+                .current
+                .as_ref()
+                .is_some_and(|(k, _)| k.iter().zip(&key).all(|(a, b)| a.group_eq(b)));
+            let finished = if same {
+                None
+            } else {
+                let fresh = (key, self.aggs.iter().map(Accumulator::new).collect());
+                self.current.replace(fresh)
+            };
+            let (_, accs) = self.current.as_mut().expect("a current group");
+            for (acc, call) in accs.iter_mut().zip(self.aggs) {
+                let args =
+                    call.args.iter().map(|a| a.eval(&row, cx)).collect::<Result<Vec<_>>>()?;
+                acc.add(call, args)?;
+            }
+            if let Some(group) = finished {
+                return self.finish(group).map(Some);
+            }
+        }
+        match self.current.take() {
+            Some(group) => self.finish(group).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
 /// Compares rows by sort keys, with PostgreSQL's NULL placement.
 pub fn compare_rows(a: &[Value], b: &[Value], keys: &[SortKey]) -> Ordering {
     for k in keys {
@@ -619,6 +748,83 @@ impl Operator for SortOp<'_> {
     }
 }
 
+/// A row held by a top-N sort, ordered by the sort keys and then by arrival:
+/// the greatest is the row a stable sort would put last.
+struct Ranked<'k> {
+    row: Row,
+    seq: u64,
+    keys: &'k [SortKey],
+}
+
+impl Ord for Ranked<'_> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        compare_rows(&self.row, &other.row, self.keys).then(self.seq.cmp(&other.seq))
+    }
+}
+impl PartialOrd for Ranked<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl PartialEq for Ranked<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Ranked<'_> {}
+
+/// ORDER BY under a LIMIT: a max-heap of the best `limit + offset` rows so
+/// far. A new row enters only if it ranks before the heap's greatest, which
+/// then leaves, so the rows kept (and the memory charged) never exceed the
+/// bound, and the result is the first `limit + offset` rows of a stable
+/// sort.
+struct TopNOp<'p> {
+    input: Box<dyn Operator + 'p>,
+    keys: &'p [SortKey],
+    limit: &'p Expr,
+    offset: &'p Option<Expr>,
+    sorted: Option<std::vec::IntoIter<Row>>,
+}
+
+impl TopNOp<'_> {
+    fn compute(&mut self, cx: &mut Cx<'_>) -> Result<Vec<Row>> {
+        let limit = count_value(Some(self.limit), "LIMIT", cx)?;
+        let offset = count_value(self.offset.as_ref(), "OFFSET", cx)?.unwrap_or(0);
+        let keep = limit.map_or(u64::MAX, |l| l.saturating_add(offset));
+        if keep == 0 {
+            return Ok(Vec::new());
+        }
+        let keep = usize::try_from(keep).unwrap_or(usize::MAX);
+        let mut heap: std::collections::BinaryHeap<Ranked<'_>> = Default::default();
+        let mut seq = 0;
+        while let Some(row) = self.input.next(cx)? {
+            let ranked = Ranked { row, seq, keys: self.keys };
+            seq += 1;
+            if heap.len() == keep {
+                let worst = heap.peek().expect("keep > 0");
+                if ranked >= *worst {
+                    continue;
+                }
+                let worst = heap.pop().expect("non-empty");
+                cx.release(row_size(&worst.row));
+            }
+            cx.charge(row_size(&ranked.row))?;
+            heap.push(ranked);
+        }
+        Ok(heap.into_sorted_vec().into_iter().map(|r| r.row).collect())
+    }
+}
+
+impl Operator for TopNOp<'_> {
+    fn next(&mut self, cx: &mut Cx<'_>) -> Result<Option<Row>> {
+        if self.sorted.is_none() {
+            let rows = self.compute(cx)?;
+            self.sorted = Some(rows.into_iter());
+        }
+        Ok(self.sorted.as_mut().expect("sorted").next())
+    }
+}
+
 struct LimitOp<'p> {
     input: Box<dyn Operator + 'p>,
     limit: &'p Option<Expr>,
@@ -627,7 +833,7 @@ struct LimitOp<'p> {
     seen: u64,
 }
 
-fn count_value(e: &Option<Expr>, what: &str, cx: &mut Cx<'_>) -> Result<Option<u64>> {
+fn count_value(e: Option<&Expr>, what: &str, cx: &mut Cx<'_>) -> Result<Option<u64>> {
     let Some(e) = e else { return Ok(None) };
     match e.eval(&[], cx)? {
         Value::Null => Ok(None),
@@ -640,8 +846,8 @@ fn count_value(e: &Option<Expr>, what: &str, cx: &mut Cx<'_>) -> Result<Option<u
 impl Operator for LimitOp<'_> {
     fn next(&mut self, cx: &mut Cx<'_>) -> Result<Option<Row>> {
         if self.bounds.is_none() {
-            let limit = count_value(self.limit, "LIMIT", cx)?;
-            let offset = count_value(self.offset, "OFFSET", cx)?.unwrap_or(0);
+            let limit = count_value(self.limit.as_ref(), "LIMIT", cx)?;
+            let offset = count_value(self.offset.as_ref(), "OFFSET", cx)?.unwrap_or(0);
             self.bounds = Some((limit, offset));
         }
         let (limit, offset) = self.bounds.expect("set");
@@ -806,6 +1012,136 @@ impl Operator for JoinOp<'_> {
     }
 }
 
+/// Where EXPLAIN ANALYZE records the inner lookups of an index join: its
+/// node's address plus one, which is no node's address (nodes are aligned),
+/// since the node's own address records the join's output rows.
+pub fn inner_profile_id(node: &Node) -> usize {
+    node as *const Node as usize + 1
+}
+
+/// Index nested-loop join: per left row, reads the right table's rows
+/// through the lookup key (a primary-key point `get`, else a prefix scan
+/// of the primary key or of a secondary index), streaming one left row's
+/// matches at a time. Output order: left order, then key order per row.
+struct IndexJoinOp<'p> {
+    left: Box<dyn Operator + 'p>,
+    table: &'p Table,
+    index: u32,
+    lookup: &'p [Expr],
+    right_filter: Option<&'p Expr>,
+    kind: JoinKind,
+    equi: &'p [(Expr, Expr)],
+    on: Option<&'p Expr>,
+    right_width: usize,
+    for_update: bool,
+    profile_id: usize,
+    /// The left row being joined, its open lookup, and whether it matched.
+    current: Option<(Row, ScanState, bool)>,
+}
+
+impl IndexJoinOp<'_> {
+    /// Opens the lookup of `left`'s right rows. A key value that no right
+    /// key can equal (NULL, `2.5` for an integer) finds nothing.
+    fn open(&self, left: &[Value], cx: &mut Cx<'_>) -> Result<ScanState> {
+        let types = index_types(self.table, self.index)?;
+        let mut key = self.table.index_prefix(self.index);
+        for (e, ty) in self.lookup.iter().zip(&types) {
+            let Some(v) = exact_key_value(e.eval(left, cx)?, ty) else {
+                return Ok(ScanState::Done);
+            };
+            encode_key(&mut key, &v, ty, false);
+        }
+        let range = KeyRange::prefix(&key);
+        Ok(if self.index != PRIMARY_INDEX {
+            ScanState::Index(cx.txn.scan(range, false)?)
+        } else if self.lookup.len() == self.table.primary_key.len() {
+            ScanState::Fetched(fetch(self.table, self.for_update, &key, cx)?)
+        } else {
+            ScanState::Rows(cx.txn.scan(range, false)?)
+        })
+    }
+
+    /// Whether the pair passes the right filter, the join keys and ON.
+    fn matches(&self, left: &[Value], right: &[Value], cx: &mut Cx<'_>) -> Result<bool> {
+        if let Some(f) = self.right_filter
+            && truth(&f.eval(right, cx)?)? != Some(true)
+        {
+            return Ok(false);
+        }
+        for (lk, rk) in self.equi {
+            let (l, r) = (lk.eval(left, cx)?, rk.eval(right, cx)?);
+            if l.is_null() || !l.group_eq(&r) {
+                return Ok(false);
+            }
+        }
+        match self.on {
+            Some(on) => {
+                let joined: Row = left.iter().chain(right).cloned().collect();
+                Ok(truth(&on.eval(&joined, cx)?)? == Some(true))
+            }
+            None => Ok(true),
+        }
+    }
+
+    /// Runs `step`, recording its time (and a row, if it yields one) as the
+    /// inner lookups' profile.
+    fn profiled<T>(
+        &mut self,
+        cx: &mut Cx<'_>,
+        step: impl FnOnce(&mut Self, &mut Cx<'_>) -> Result<T>,
+        is_row: impl Fn(&T) -> bool,
+    ) -> Result<T> {
+        let Some(profile) = cx.profile.clone() else { return step(self, cx) };
+        let started = Instant::now();
+        let out = step(self, cx)?;
+        let mut p = profile.borrow_mut();
+        let entry = p.nodes.entry(self.profile_id).or_default();
+        entry.0 += u64::from(is_row(&out));
+        entry.1 += started.elapsed().as_nanos();
+        Ok(out)
+    }
+}
+
+impl Operator for IndexJoinOp<'_> {
+    fn next(&mut self, cx: &mut Cx<'_>) -> Result<Option<Row>> {
+        loop {
+            cx.check_interrupt()?;
+            if self.current.is_none() {
+                let Some(left) = self.left.next(cx)? else { return Ok(None) };
+                let state = self.profiled(cx, |op, cx| op.open(&left, cx), |_| false)?;
+                self.current = Some((left, state, false));
+            }
+            let right = self.profiled(
+                cx,
+                |op, cx| {
+                    let (_, state, _) = op.current.as_mut().expect("a left row");
+                    scan_next(op.table, op.for_update, state, cx)
+                },
+                Option::is_some,
+            )?;
+            let (left, _, matched) = self.current.as_ref().expect("a left row");
+            match right {
+                Some(right) => {
+                    if self.matches(left, &right, cx)? {
+                        let mut joined = left.clone();
+                        joined.extend(right);
+                        self.current.as_mut().expect("a left row").2 = true;
+                        return Ok(Some(joined));
+                    }
+                }
+                None => {
+                    let matched = *matched;
+                    let (mut left, _, _) = self.current.take().expect("a left row");
+                    if !matched && self.kind == JoinKind::Left {
+                        left.extend(std::iter::repeat_n(Value::Null, self.right_width));
+                        return Ok(Some(left));
+                    }
+                }
+            }
+        }
+    }
+}
+
 struct SetOpOp<'p> {
     op: SetOpKind,
     all: bool,
@@ -884,5 +1220,100 @@ impl Operator for SetOpOp<'_> {
             }
             return Ok(Some(key.0));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Database, Session, SqlError, Value, sqlstate};
+
+    fn plan(session: &mut Session, sql: &str) -> Vec<String> {
+        let result = session.execute(sql, &[]).expect("runs").pop().expect("a result");
+        result
+            .rows
+            .into_iter()
+            .map(|r| match &r[0] {
+                Value::Text(line) => line.clone(),
+                other => panic!("plan line {other:?}"),
+            })
+            .collect()
+    }
+
+    /// The `actual rows` of the one plan line containing `node`.
+    fn actual_rows(plan: &[String], node: &str) -> u64 {
+        let lines: Vec<&String> = plan.iter().filter(|l| l.contains(node)).collect();
+        assert_eq!(lines.len(), 1, "one {node:?} line in {plan:#?}");
+        let rest = lines[0].split("actual rows=").nth(1).expect("analyzed");
+        rest.split(' ').next().expect("a count").parse().expect("a number")
+    }
+
+    fn loaded(rows: i64) -> (Database, Session) {
+        let db = Database::open_temporary().expect("open");
+        let mut session = db.session();
+        session.execute("CREATE TABLE kv (k INT PRIMARY KEY, v TEXT)", &[]).expect("create");
+        let values: Vec<String> = (0..rows).map(|k| format!("({k}, 'v{}')", k % 97)).collect();
+        session
+            .execute(&format!("INSERT INTO kv VALUES {}", values.join(", ")), &[])
+            .expect("load");
+        (db, session)
+    }
+
+    #[test]
+    fn limit_over_an_ordered_key_scan_reads_only_the_rows_it_returns() {
+        let (_db, mut session) = loaded(1000);
+        let p = plan(
+            &mut session,
+            "EXPLAIN ANALYZE SELECT * FROM kv WHERE k >= 100 ORDER BY k LIMIT 5",
+        );
+        assert!(!p.iter().any(|l| l.contains("Sort")), "{p:#?}");
+        assert_eq!(actual_rows(&p, "Index Scan using kv_pkey"), 5);
+        let p = plan(&mut session, "EXPLAIN ANALYZE SELECT k FROM kv ORDER BY k DESC LIMIT 3");
+        assert_eq!(actual_rows(&p, "Index Scan Backward using kv_pkey"), 3);
+        let rows = session
+            .execute("SELECT k FROM kv ORDER BY k DESC LIMIT 3", &[])
+            .expect("runs")
+            .pop()
+            .expect("a result")
+            .rows;
+        assert_eq!(rows, vec![vec![Value::Int(999)], vec![Value::Int(998)], vec![Value::Int(997)]]);
+        // The unordered form read all rows before: a top-N sort still must.
+        let p = plan(&mut session, "EXPLAIN ANALYZE SELECT * FROM kv ORDER BY v, k LIMIT 3");
+        assert_eq!(actual_rows(&p, "Seq Scan on kv"), 1000);
+        assert_eq!(actual_rows(&p, "Top-N Sort"), 3);
+    }
+
+    #[test]
+    fn top_n_sort_holds_only_limit_plus_offset_rows() {
+        let (_db, mut session) = loaded(5000);
+        // Enough for a few hundred rows, not for 5000.
+        session.execute("SET work_mem = 40000", &[]).expect("set");
+        let err: SqlError = session
+            .execute("SELECT * FROM kv ORDER BY v, k", &[])
+            .expect_err("a full sort exceeds work_mem");
+        assert_eq!(err.code, sqlstate::OUT_OF_MEMORY);
+        let rows = session
+            .execute("SELECT k FROM kv ORDER BY v DESC, k LIMIT 3 OFFSET 2", &[])
+            .expect("a top-N sort fits")
+            .pop()
+            .expect("a result")
+            .rows;
+        // v = 'v96' for k = 96, 193, 290, 387, ...; 'v96' > 'v95' > ... > 'v10' > 'v1'.
+        assert_eq!(rows, vec![vec![Value::Int(290)], vec![Value::Int(387)], vec![Value::Int(484)]]);
+    }
+
+    #[test]
+    fn index_join_looks_up_one_inner_row_per_outer_row() {
+        let (_db, mut session) = loaded(1000);
+        session.execute("CREATE TABLE o (id INT PRIMARY KEY, k INT)", &[]).expect("create");
+        session
+            .execute("INSERT INTO o VALUES (1, 5), (2, 5), (3, NULL), (4, 5000), (5, 7)", &[])
+            .expect("load");
+        let p = plan(
+            &mut session,
+            "EXPLAIN ANALYZE SELECT o.id, kv.v FROM o LEFT JOIN kv ON kv.k = o.k WHERE o.id < 5",
+        );
+        assert_eq!(actual_rows(&p, "Nested Loop Left Join (index lookup on kv_pkey)"), 4);
+        // Two lookups find a row; NULL and 5000 find none; kv is not read whole.
+        assert_eq!(actual_rows(&p, "Index Scan using kv_pkey on kv (lookup per outer row)"), 2);
     }
 }

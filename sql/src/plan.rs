@@ -11,8 +11,22 @@
 //! clause: a primary-key point lookup, a primary-key range, or a secondary
 //! index lookup, falling back to a full scan. The full predicate is always
 //! applied again above the scan, so an access path only ever narrows what is
-//! read. Joins with equality conditions become hash joins, others nested
-//! loops.
+//! read.
+//!
+//! WHERE and ON conjuncts that read one side of a join move into that side
+//! (both sides of an inner join; only the non-preserved side of an outer
+//! join's ON, only the preserved side of its WHERE), where they can pick an
+//! access path. Joins with equality conditions become hash joins, others
+//! nested loops; an inner or left join whose outer side reads a key range
+//! and whose inner side is a table with a key bound by the join becomes an
+//! index nested-loop join ([`Node::IndexJoin`]).
+//!
+//! Order: an ORDER BY that the scan order already satisfies (a primary-key
+//! or index scan, backward for DESC) needs no sort, so a LIMIT stops the
+//! scan early; one that does not, under a LIMIT, becomes a top-N sort
+//! ([`Node::TopN`]). GROUP BY over rows that arrive grouped aggregates one
+//! group at a time. Every such choice yields exactly the rows, in the same
+//! order, as the plain plan would (see [`provide_order`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -44,11 +58,16 @@ pub enum Access {
         eq: Vec<Expr>,
         lower: Option<(Expr, bool)>,
         upper: Option<(Expr, bool)>,
+        /// Read in descending key order (a backward scan that an ORDER BY
+        /// ... DESC asked for).
+        reverse: bool,
     },
     /// A prefix of a secondary index's columns fixed by equality.
     IndexEq {
         index: u32,
         eq: Vec<Expr>,
+        /// Read the index backward.
+        reverse: bool,
     },
 }
 
@@ -97,15 +116,28 @@ pub enum Node {
         input: Box<Node>,
         exprs: Vec<Expr>,
     },
-    /// Output: the group-by values, then one value per aggregate.
+    /// Output: the group-by values, then one value per aggregate, groups in
+    /// the order their first input rows arrive.
     Aggregate {
         input: Box<Node>,
         group_by: Vec<Expr>,
         aggs: Vec<AggCall>,
+        /// The input arrives grouped (the rows of a group are adjacent), so
+        /// one group at a time is held: stream aggregation.
+        streaming: bool,
     },
     Sort {
         input: Box<Node>,
         keys: Vec<SortKey>,
+    },
+    /// A sort under a LIMIT: keeps only the first `limit + offset` rows in
+    /// key order, in a bounded heap, and yields exactly the rows a stable
+    /// [`Node::Sort`] would put first. The `Limit` above still applies.
+    TopN {
+        input: Box<Node>,
+        keys: Vec<SortKey>,
+        limit: Expr,
+        offset: Option<Expr>,
     },
     Limit {
         input: Box<Node>,
@@ -131,6 +163,27 @@ pub enum Node {
         all: bool,
         left: Box<Node>,
         right: Box<Node>,
+    },
+    /// An index nested-loop join (inner or left): for each left row, reads
+    /// the rows of `table` whose index `index` ([`PRIMARY`] for the primary
+    /// key) starts with the values `lookup` computes from the left row,
+    /// instead of hashing the whole table. Output as [`Node::Join`]: left
+    /// columns, then all of `table`'s columns.
+    IndexJoin {
+        left: Box<Node>,
+        table: Arc<Table>,
+        index: u32,
+        /// One expression over the left row per leading index column.
+        lookup: Vec<Expr>,
+        /// Conjuncts over the right row alone (checked on every row read).
+        right_filter: Option<Expr>,
+        kind: JoinKind,
+        /// As in [`Node::Join`]: checked again on every pair.
+        equi: Vec<(Expr, Expr)>,
+        on: Option<Expr>,
+        left_width: usize,
+        right_width: usize,
+        for_update: bool,
     },
 }
 
@@ -1164,6 +1217,9 @@ impl<'t> Binder<'t> {
             };
             let limit = bind_count(limit)?;
             let offset = bind_count(offset)?;
+            if let Some(l) = &limit {
+                planned.node = bounded_sort(planned.node, l, &offset);
+            }
             planned.node = Node::Limit { input: Box::new(planned.node), limit, offset };
         }
         Ok(planned)
@@ -1389,6 +1445,7 @@ impl<'t> Binder<'t> {
             let predicate = self.boolean(w, &scope, &mut None, "WHERE")?;
             node = with_filter(node, predicate);
         }
+        node = choose_join_methods(node);
         let group_asts = match &s.group_by {
             ast::GroupByExpr::Expressions(e, _) => e.clone(),
             ast::GroupByExpr::All(_) => unreachable!("rejected above"),
@@ -1530,10 +1587,13 @@ impl<'t> Binder<'t> {
             keys.push(sort_key(column, o));
         }
         if let Some(state) = agg_state {
+            let streaming =
+                !state.group_exprs.is_empty() && arrives_grouped(&node, &state.group_exprs);
             node = Node::Aggregate {
                 input: Box::new(node),
                 group_by: state.group_exprs,
                 aggs: state.aggs,
+                streaming,
             };
             if let Some(h) = having {
                 node = Node::Filter { input: Box::new(node), predicate: h };
@@ -1544,7 +1604,7 @@ impl<'t> Binder<'t> {
         if distinct {
             node = Node::Distinct { input: Box::new(node) };
         }
-        if !keys.is_empty() {
+        if !keys.is_empty() && !provide_order(&mut node, &keys, true) {
             node = Node::Sort { input: Box::new(node), keys };
         }
         if hidden {
@@ -1593,18 +1653,143 @@ fn sort_key(column: usize, o: &ast::OrderByExpr) -> SortKey {
     SortKey { column, desc, nulls_first }
 }
 
-/// A filter above `node`; a single-table scan also gets an access path.
+/// A filter above `node`. A single-table scan gets an access path from the
+/// whole predicate (a filter already on the scan is merged in first); over a
+/// join, the conjuncts that can move below it do (see [`Place`]), the rest
+/// stay above.
 fn with_filter(node: Node, predicate: Expr) -> Node {
-    let node = match node {
-        Node::Scan { table, access: Access::Full, for_update } => {
+    match node {
+        Node::Scan { table, for_update, .. } => {
             let access = choose_access(&table, &predicate);
-            Node::Scan { table, access, for_update }
+            Node::Filter { input: Box::new(Node::Scan { table, access, for_update }), predicate }
         }
-        other => other,
-    };
-    Node::Filter { input: Box::new(node), predicate }
+        Node::Filter { input, predicate: first } if matches!(*input, Node::Scan { .. }) => {
+            with_filter(*input, Expr::And(Box::new(first), Box::new(predicate)))
+        }
+        Node::Join { left, right, kind, equi, on, left_width, right_width } => {
+            let mut parts = Vec::new();
+            conjuncts(predicate, &mut parts);
+            let mut above = Vec::new();
+            let mut join = JoinParts { equi, on: on.into_iter().collect(), ..JoinParts::default() };
+            for p in parts {
+                match (Place::of(&p, left_width), kind) {
+                    // Filtering the preserved side of an outer join before
+                    // or after it is the same; the other side is not.
+                    (Some(Place::Left), JoinKind::Inner | JoinKind::Left) => join.left.push(p),
+                    (Some(Place::Right), JoinKind::Inner | JoinKind::Right) => {
+                        join.push_right(p, left_width)
+                    }
+                    // WHERE over an inner join is part of its condition.
+                    (Some(_), JoinKind::Inner) => join.push_condition(p, left_width),
+                    _ => above.push(p),
+                }
+            }
+            let node = join.into_node(*left, *right, kind, left_width, right_width);
+            match and_all(above) {
+                Some(predicate) => Node::Filter { input: Box::new(node), predicate },
+                None => node,
+            }
+        }
+        other => Node::Filter { input: Box::new(other), predicate },
+    }
 }
 
+/// Where a conjunct over a join's row (left columns, then right columns) can
+/// be evaluated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Place {
+    Left,
+    Right,
+    Both,
+}
+
+impl Place {
+    /// `None` for a conjunct that reads no column or runs a subquery: it
+    /// stays where it was written.
+    fn of(e: &Expr, left_width: usize) -> Option<Place> {
+        let mut cols = Vec::new();
+        columns_read(e, &mut cols);
+        if cols.is_empty() || cols.contains(&usize::MAX) {
+            None
+        } else if cols.iter().all(|&c| c < left_width) {
+            Some(Place::Left)
+        } else if cols.iter().all(|&c| c >= left_width) {
+            Some(Place::Right)
+        } else {
+            Some(Place::Both)
+        }
+    }
+}
+
+/// A join being assembled: conjuncts for each side, equality keys and the
+/// rest of the condition.
+#[derive(Default)]
+struct JoinParts {
+    /// Filters of the left input.
+    left: Vec<Expr>,
+    /// Filters of the right input, over its own columns.
+    right: Vec<Expr>,
+    equi: Vec<(Expr, Expr)>,
+    on: Vec<Expr>,
+}
+
+impl JoinParts {
+    fn push_right(&mut self, mut p: Expr, left_width: usize) {
+        shift_columns(&mut p, left_width);
+        self.right.push(p);
+    }
+
+    /// Adds a conjunct of the join condition: an equality of a left-only and
+    /// a right-only expression becomes a hash key.
+    fn push_condition(&mut self, p: Expr, left_width: usize) {
+        if let Expr::Compare(CmpOp::Eq, a, b) = &p {
+            let (pa, pb) = (Place::of(a, left_width), Place::of(b, left_width));
+            let pair = match (pa, pb) {
+                (Some(Place::Left), Some(Place::Right)) => Some(((**a).clone(), (**b).clone())),
+                (Some(Place::Right), Some(Place::Left)) => Some(((**b).clone(), (**a).clone())),
+                _ => None,
+            };
+            if let Some((l, mut r)) = pair {
+                shift_columns(&mut r, left_width);
+                self.equi.push((l, r));
+                return;
+            }
+        }
+        self.on.push(p);
+    }
+
+    fn into_node(
+        self,
+        left: Node,
+        right: Node,
+        kind: JoinKind,
+        left_width: usize,
+        right_width: usize,
+    ) -> Node {
+        let left = match and_all(self.left) {
+            Some(p) => with_filter(left, p),
+            None => left,
+        };
+        let right = match and_all(self.right) {
+            Some(p) => with_filter(right, p),
+            None => right,
+        };
+        Node::Join {
+            left: Box::new(left),
+            right: Box::new(right),
+            kind,
+            equi: self.equi,
+            on: and_all(self.on),
+            left_width,
+            right_width,
+        }
+    }
+}
+
+/// A join of `left` and `right` on `condition`. Conjuncts over one side move
+/// into it where that keeps the join's meaning: both sides of an inner join,
+/// the non-preserved side of an outer join (an ON conjunct filters the rows
+/// that may match, not the preserved rows).
 fn make_join(
     left: Node,
     right: Node,
@@ -1617,41 +1802,321 @@ fn make_join(
     if let Some(c) = condition {
         conjuncts(c, &mut parts);
     }
-    let mut equi = Vec::new();
-    let mut rest = Vec::new();
+    let mut join = JoinParts::default();
     for p in parts {
-        if let Expr::Compare(CmpOp::Eq, a, b) = &p {
-            let (mut ra, mut rb) = (Vec::new(), Vec::new());
-            columns_read(a, &mut ra);
-            columns_read(b, &mut rb);
-            let left_only =
-                |cols: &[usize]| !cols.is_empty() && cols.iter().all(|&c| c < left_width);
-            let right_only = |cols: &[usize]| {
-                !cols.is_empty() && cols.iter().all(|&c| c >= left_width && c != usize::MAX)
-            };
-            if left_only(&ra) && right_only(&rb) {
-                let mut rk = (**b).clone();
-                shift_columns(&mut rk, left_width);
-                equi.push(((**a).clone(), rk));
-                continue;
+        match (Place::of(&p, left_width), kind) {
+            (Some(Place::Left), JoinKind::Inner | JoinKind::Right) => join.left.push(p),
+            (Some(Place::Right), JoinKind::Inner | JoinKind::Left) => {
+                join.push_right(p, left_width)
             }
-            if left_only(&rb) && right_only(&ra) {
-                let mut rk = (**a).clone();
-                shift_columns(&mut rk, left_width);
-                equi.push(((**b).clone(), rk));
-                continue;
+            _ => join.push_condition(p, left_width),
+        }
+    }
+    join.into_node(left, right, kind, left_width, right_width)
+}
+
+/// Turns the joins of a FROM/WHERE tree that qualify into index
+/// nested-loop joins (see [`index_join`]); runs once the WHERE clause has
+/// been pushed down.
+fn choose_join_methods(node: Node) -> Node {
+    match node {
+        Node::Filter { input, predicate } => {
+            Node::Filter { input: Box::new(choose_join_methods(*input)), predicate }
+        }
+        Node::Join { left, right, kind, equi, on, left_width, right_width } => {
+            let left = choose_join_methods(*left);
+            let right = choose_join_methods(*right);
+            index_join(left, right, kind, equi, on, left_width, right_width)
+        }
+        other => other,
+    }
+}
+
+/// Whether a plan reads a narrowed part of its tables (a key or index point
+/// or range) rather than whole tables: the heuristic for "the outer side is
+/// small" (there are no statistics). One lookup per outer row then costs
+/// less than reading and hashing the whole inner table.
+fn is_selective(node: &Node) -> bool {
+    match node {
+        Node::Scan { access, .. } => !matches!(access, Access::Full),
+        Node::Filter { input, .. }
+        | Node::Project { input, .. }
+        | Node::Distinct { input }
+        | Node::Limit { input, .. } => is_selective(input),
+        Node::IndexJoin { left, .. } => is_selective(left),
+        Node::Aggregate { group_by, .. } => group_by.is_empty(),
+        _ => false,
+    }
+}
+
+/// `Column(c) = v` conjuncts with `v` independent of the row: column `c`
+/// holds (a value sort-equal to) `v` in every row that passes.
+fn equality_columns(predicate: &Expr) -> HashMap<usize, Expr> {
+    let mut parts = Vec::new();
+    conjuncts(predicate.clone(), &mut parts);
+    let mut out = HashMap::new();
+    for p in parts {
+        if let Expr::Compare(CmpOp::Eq, a, b) = p {
+            match (*a, *b) {
+                (Expr::Column(c), v) | (v, Expr::Column(c)) if v.is_row_independent() => {
+                    out.entry(c).or_insert(v);
+                }
+                _ => {}
             }
         }
-        rest.push(p);
     }
-    Node::Join {
+    out
+}
+
+/// An index nested-loop join of `left` with the table `right` reads, if
+/// that qualifies, else the hash (or plain nested-loop) join.
+///
+/// It qualifies when the join is inner or left, the left side
+/// [`is_selective`], the right side is a table scan (perhaps filtered), and
+/// an index's leading columns are bound, by join keys (at least one) or by
+/// constants of the right side's filter: a prefix of the primary key, or all
+/// columns of a secondary index. Among those, a full unique key wins, then
+/// the longest prefix, then the primary key. A partly bound secondary index
+/// is not used: its rows would come in index order rather than in the
+/// primary-key order the hash join's right side yields.
+///
+/// Lookups find the rows whose key columns are sort-equal to the left
+/// values cast exactly to the column types ([`crate::exec::exact_key_value`]),
+/// which is the hash join's `group_eq` matching; the keys and the filter are
+/// checked again on every row read anyway.
+fn index_join(
+    left: Node,
+    right: Node,
+    kind: JoinKind,
+    equi: Vec<(Expr, Expr)>,
+    on: Option<Expr>,
+    left_width: usize,
+    right_width: usize,
+) -> Node {
+    let plain = |left, right, equi, on| Node::Join {
         left: Box::new(left),
         right: Box::new(right),
         kind,
         equi,
-        on: and_all(rest),
+        on,
         left_width,
         right_width,
+    };
+    if !matches!(kind, JoinKind::Inner | JoinKind::Left) || equi.is_empty() || !is_selective(&left)
+    {
+        return plain(left, right, equi, on);
+    }
+    let (table, right_filter, for_update) = match &right {
+        Node::Scan { table, for_update, .. } => (table.clone(), None, *for_update),
+        Node::Filter { input, predicate } => match &**input {
+            Node::Scan { table, for_update, .. } => {
+                (table.clone(), Some(predicate.clone()), *for_update)
+            }
+            _ => return plain(left, right, equi, on),
+        },
+        _ => return plain(left, right, equi, on),
+    };
+    // What the left row fixes of the right row's columns.
+    let mut bound: HashMap<usize, (Expr, bool)> = HashMap::new();
+    for (l, r) in &equi {
+        if let Expr::Column(c) = r {
+            bound.entry(*c).or_insert((l.clone(), true));
+        }
+    }
+    if let Some(f) = &right_filter {
+        for (c, v) in equality_columns(f) {
+            bound.entry(c).or_insert((v, false));
+        }
+    }
+    let candidates = std::iter::once((PRIMARY, &table.primary_key, true))
+        .chain(table.indexes.iter().map(|i| (i.id, &i.columns, i.unique)));
+    // (a full unique key, columns bound, the primary key): greater is better.
+    type Score = (bool, usize, bool);
+    let mut best: Option<(Score, u32, Vec<Expr>)> = None;
+    for (id, columns, unique) in candidates {
+        let n = columns.iter().take_while(|c| bound.contains_key(c)).count();
+        let joins = columns[..n].iter().any(|c| bound[c].1);
+        let full = n == columns.len();
+        if !joins || (id != PRIMARY && !full) {
+            continue;
+        }
+        let score = (full && unique, n, id == PRIMARY);
+        if best.as_ref().is_none_or(|(s, _, _)| score > *s) {
+            let lookup = columns[..n].iter().map(|c| bound[c].0.clone()).collect();
+            best = Some((score, id, lookup));
+        }
+    }
+    let Some((_, index, lookup)) = best else { return plain(left, right, equi, on) };
+    Node::IndexJoin {
+        left: Box::new(left),
+        table,
+        index,
+        lookup,
+        right_filter,
+        kind,
+        equi,
+        on,
+        left_width,
+        right_width,
+        for_update,
+    }
+}
+
+/// The order a scan yields its rows in: columns whose values ascend (in
+/// key order), and the columns its access path fixes by equality. A
+/// primary-key scan is in primary-key order; an index scan in the order of
+/// its remaining index columns (NULLs first), then of the primary key, since
+/// index entries end with it (unique ones only when they hold a NULL, and
+/// otherwise the index columns are unique already). The order is total: no
+/// two rows agree on all its columns. `None` for at most one row.
+fn scan_order(table: &Table, access: &Access) -> Option<(Vec<usize>, Vec<usize>)> {
+    let pk = &table.primary_key;
+    let (mut order, fixed) = match access {
+        Access::PrimaryPoint(_) => return None,
+        Access::Full => (pk.clone(), Vec::new()),
+        Access::PrimaryRange { eq, .. } => (pk[eq.len()..].to_vec(), pk[..eq.len()].to_vec()),
+        Access::IndexEq { index, eq, .. } => {
+            let idx = table.indexes.iter().find(|i| i.id == *index)?;
+            let mut order = idx.columns[eq.len()..].to_vec();
+            order.extend(pk);
+            (order, idx.columns[..eq.len()].to_vec())
+        }
+    };
+    let mut seen = std::collections::HashSet::new();
+    order.retain(|c| seen.insert(*c));
+    Some((order, fixed))
+}
+
+/// Whether `node` already yields its rows in the order of `keys` (over its
+/// output columns), exactly as a stable sort of them would: then ORDER BY
+/// needs no sort, and a LIMIT above stops the scan early. It follows the
+/// keys through projections (plain columns only), DISTINCT and GROUP BY
+/// columns (both keep the order of first arrival) and filters, down to a
+/// single-table scan, and may reverse that scan for descending keys.
+///
+/// The scan's key order is [`Value::sort_cmp`]'s order for values of one
+/// type (the key encoding's invariant, `encoding.rs`), so an ascending key
+/// that is a prefix of the scan order is already sorted, and rows equal on
+/// it keep the order a stable sort keeps. Columns fixed by equality (in the
+/// access path or the filter) hold sort-equal values and do not count. A
+/// nullable column (only in secondary indexes) scans NULLs first, so it
+/// matches `ASC NULLS FIRST` forward or `DESC NULLS LAST` backward. A
+/// backward scan also reverses rows that tie on the keys, so it is taken
+/// only when the keys cover the whole scan order (a total order), and never
+/// below DISTINCT or an aggregate (which keep the first row of each group,
+/// and whose results, `string_agg` or a float sum, depend on input order).
+fn provide_order(node: &mut Node, keys: &[SortKey], may_reverse: bool) -> bool {
+    let through = |keys: &[SortKey], map: &dyn Fn(usize) -> Option<usize>| {
+        keys.iter()
+            .map(|k| map(k.column).map(|column| SortKey { column, ..k.clone() }))
+            .collect::<Option<Vec<SortKey>>>()
+    };
+    match node {
+        Node::Project { input, exprs } => {
+            let Some(keys) = through(keys, &|c| match exprs.get(c) {
+                Some(Expr::Column(i)) => Some(*i),
+                _ => None,
+            }) else {
+                return false;
+            };
+            provide_order(input, &keys, may_reverse)
+        }
+        Node::Distinct { input } => provide_order(input, keys, false),
+        Node::Aggregate { input, group_by, .. } if !group_by.is_empty() => {
+            let Some(keys) = through(keys, &|c| match group_by.get(c) {
+                Some(Expr::Column(i)) => Some(*i),
+                _ => None,
+            }) else {
+                return false;
+            };
+            provide_order(input, &keys, false)
+        }
+        Node::Filter { input, predicate } => match &mut **input {
+            Node::Scan { table, access, .. } => {
+                let fixed = equality_columns(predicate);
+                scan_provides_order(table, access, keys, &fixed, may_reverse)
+            }
+            other => provide_order(other, keys, may_reverse),
+        },
+        Node::Scan { table, access, .. } => {
+            scan_provides_order(table, access, keys, &HashMap::new(), may_reverse)
+        }
+        _ => false,
+    }
+}
+
+fn scan_provides_order(
+    table: &Table,
+    access: &mut Access,
+    keys: &[SortKey],
+    fixed_by_filter: &HashMap<usize, Expr>,
+    may_reverse: bool,
+) -> bool {
+    let Some((order, fixed)) = scan_order(table, access) else { return true };
+    let is_fixed = |c: &usize| fixed.contains(c) || fixed_by_filter.contains_key(c);
+    let order: Vec<usize> = order.into_iter().filter(|c| !is_fixed(c)).collect();
+    let keys: Vec<&SortKey> = keys.iter().filter(|k| !is_fixed(&k.column)).collect();
+    let Some(first) = keys.first() else { return true };
+    let desc = first.desc;
+    if desc && (!may_reverse || keys.len() < order.len()) {
+        return false;
+    }
+    for (k, &c) in keys.iter().zip(&order) {
+        // NULLs come first forward, last backward.
+        let nulls_ok = !table.columns[c].nullable || k.nulls_first != desc;
+        if k.column != c || k.desc != desc || !nulls_ok {
+            return false;
+        }
+    }
+    match access {
+        Access::Full if desc => {
+            *access =
+                Access::PrimaryRange { eq: Vec::new(), lower: None, upper: None, reverse: true }
+        }
+        Access::PrimaryRange { reverse, .. } | Access::IndexEq { reverse, .. } => *reverse = desc,
+        _ => {}
+    }
+    true
+}
+
+/// Whether the rows of `input` arrive grouped by `group_by`: all plain
+/// columns of a single-table scan that, leaving out columns fixed by
+/// equality, are a leading part of the scan order (in any arrangement), or
+/// include all of it. Rows equal on them are then adjacent, since equal key
+/// values encode alike.
+fn arrives_grouped(input: &Node, group_by: &[Expr]) -> bool {
+    let (table, access, fixed_by_filter) = match input {
+        Node::Scan { table, access, .. } => (table, access, HashMap::new()),
+        Node::Filter { input, predicate } => match &**input {
+            Node::Scan { table, access, .. } => (table, access, equality_columns(predicate)),
+            _ => return false,
+        },
+        _ => return false,
+    };
+    let mut columns = std::collections::HashSet::new();
+    for g in group_by {
+        let Expr::Column(c) = g else { return false };
+        columns.insert(*c);
+    }
+    let Some((order, fixed)) = scan_order(table, access) else { return true };
+    let is_fixed = |c: &usize| fixed.contains(c) || fixed_by_filter.contains_key(c);
+    columns.retain(|c| !is_fixed(c));
+    let order: Vec<usize> = order.into_iter().filter(|c| !is_fixed(c)).collect();
+    let leading = order.iter().take_while(|c| columns.contains(c)).count();
+    leading == columns.len() || leading == order.len()
+}
+
+/// A sort under `LIMIT limit OFFSET offset` as a top-N sort; also below the
+/// projection that drops hidden ORDER BY columns.
+fn bounded_sort(node: Node, limit: &Expr, offset: &Option<Expr>) -> Node {
+    match node {
+        Node::Sort { input, keys } => {
+            Node::TopN { input, keys, limit: limit.clone(), offset: offset.clone() }
+        }
+        Node::Project { input, exprs } if matches!(*input, Node::Sort { .. }) => {
+            Node::Project { input: Box::new(bounded_sort(*input, limit, offset)), exprs }
+        }
+        other => other,
     }
 }
 
@@ -1702,7 +2167,16 @@ pub fn choose_access(table: &Table, predicate: &Expr) -> Access {
         {
             return access;
         }
-        return Access::PrimaryRange { eq: prefix, lower: lo, upper: hi };
+        // And an index that fixes more columns than the primary-key prefix
+        // when no bound narrows the key range further.
+        if lo.is_none()
+            && hi.is_none()
+            && let Some(access) = index_access(table, &eq, false)
+            && matches!(&access, Access::IndexEq { eq, .. } if eq.len() > prefix.len())
+        {
+            return access;
+        }
+        return Access::PrimaryRange { eq: prefix, lower: lo, upper: hi, reverse: false };
     }
     index_access(table, &eq, false).unwrap_or(Access::Full)
 }
@@ -1725,6 +2199,7 @@ fn index_access(table: &Table, eq: &HashMap<usize, Expr>, unique_only: bool) -> 
     best.map(|(n, _, index)| Access::IndexEq {
         index: index.id,
         eq: index.columns[..n].iter().map(|c| eq[c].clone()).collect(),
+        reverse: false,
     })
 }
 

@@ -1129,6 +1129,31 @@ fn collect(node: &Node, cx: &mut Cx<'_>) -> Result<Vec<Row>> {
 
 /// Renders a plan as PostgreSQL-style EXPLAIN lines.
 pub fn explain(node: &Node, depth: usize, profile: Option<&Profile>, out: &mut Vec<String>) {
+    let stats = |id: usize| {
+        profile.and_then(|p| p.nodes.get(&id)).map_or(String::new(), |(rows, nanos)| {
+            format!(" (actual rows={rows} time={:.3} ms)", *nanos as f64 / 1e6)
+        })
+    };
+    let line = |depth: usize, label: &str, stats: &str| {
+        if depth == 0 {
+            format!("{label}{stats}")
+        } else {
+            format!("{}->  {label}{stats}", " ".repeat(depth * 6 - 4))
+        }
+    };
+    let index_name = |table: &crate::catalog::Table, index: u32| {
+        if index == crate::plan::PRIMARY {
+            format!("{}_pkey", table.name)
+        } else {
+            table.indexes.iter().find(|i| i.id == index).map_or("?".into(), |i| i.name.clone())
+        }
+    };
+    let join_kind = |kind: &JoinKind| match kind {
+        JoinKind::Inner => "",
+        JoinKind::Left => " Left Join",
+        JoinKind::Right => " Right Join",
+        JoinKind::Full => " Full Join",
+    };
     let label = match node {
         Node::Values { rows } => format!("Values ({} rows)", rows.len()),
         Node::Scan { table, access, .. } => match access {
@@ -1136,35 +1161,50 @@ pub fn explain(node: &Node, depth: usize, profile: Option<&Profile>, out: &mut V
             Access::PrimaryPoint(_) => {
                 format!("Index Scan using {}_pkey on {} (point lookup)", table.name, table.name)
             }
-            Access::PrimaryRange { .. } => {
-                format!("Index Scan using {}_pkey on {} (range)", table.name, table.name)
+            Access::PrimaryRange { eq, lower, upper, reverse } => {
+                let backward = if *reverse { " Backward" } else { "" };
+                let bounded = !eq.is_empty() || lower.is_some() || upper.is_some();
+                let range = if bounded { " (range)" } else { "" };
+                format!("Index Scan{backward} using {}_pkey on {}{range}", table.name, table.name)
             }
-            Access::IndexEq { index, .. } => {
-                let name =
-                    table.indexes.iter().find(|i| i.id == *index).map_or("?", |i| i.name.as_str());
-                format!("Index Scan using {name} on {}", table.name)
+            Access::IndexEq { index, reverse, .. } => {
+                let backward = if *reverse { " Backward" } else { "" };
+                format!(
+                    "Index Scan{backward} using {} on {}",
+                    index_name(table, *index),
+                    table.name
+                )
             }
         },
         Node::Filter { .. } => "Filter".to_string(),
         Node::Project { exprs, .. } => format!("Projection ({} columns)", exprs.len()),
-        Node::Aggregate { group_by, .. } => {
+        Node::Aggregate { group_by, streaming, .. } => {
             if group_by.is_empty() {
                 "Aggregate".into()
+            } else if *streaming {
+                "GroupAggregate".into()
             } else {
                 "HashAggregate".into()
             }
         }
         Node::Sort { keys, .. } => format!("Sort ({} keys)", keys.len()),
+        Node::TopN { keys, .. } => format!("Top-N Sort ({} keys)", keys.len()),
         Node::Limit { .. } => "Limit".to_string(),
         Node::Distinct { .. } => "HashAggregate (distinct)".to_string(),
         Node::Join { kind, equi, .. } => {
-            let k = match kind {
-                JoinKind::Inner => "",
-                JoinKind::Left => " Left",
-                JoinKind::Right => " Right",
-                JoinKind::Full => " Full",
-            };
-            if equi.is_empty() { format!("Nested Loop{k}") } else { format!("Hash{k} Join") }
+            let k = join_kind(kind);
+            if equi.is_empty() {
+                format!("Nested Loop{k}")
+            } else {
+                format!("Hash{} Join", k.trim_end_matches(" Join"))
+            }
+        }
+        Node::IndexJoin { kind, table, index, .. } => {
+            format!(
+                "Nested Loop{} (index lookup on {})",
+                join_kind(kind),
+                index_name(table, *index)
+            )
         }
         Node::SetOp { op, all, .. } => {
             let name = match op {
@@ -1175,29 +1215,31 @@ pub fn explain(node: &Node, depth: usize, profile: Option<&Profile>, out: &mut V
             format!("{name}{}", if *all { " All" } else { "" })
         }
     };
-    let stats = profile
-        .and_then(|p| p.nodes.get(&(node as *const Node as usize)))
-        .map_or(String::new(), |(rows, nanos)| {
-            format!(" (actual rows={rows} time={:.3} ms)", *nanos as f64 / 1e6)
-        });
-    let line = if depth == 0 {
-        format!("{label}{stats}")
-    } else {
-        format!("{}->  {label}{stats}", " ".repeat(depth * 6 - 4))
-    };
-    out.push(line);
+    out.push(line(depth, &label, &stats(node as *const Node as usize)));
     let children: Vec<&Node> = match node {
         Node::Values { .. } | Node::Scan { .. } => vec![],
         Node::Filter { input, .. }
         | Node::Project { input, .. }
         | Node::Aggregate { input, .. }
         | Node::Sort { input, .. }
+        | Node::TopN { input, .. }
         | Node::Limit { input, .. }
         | Node::Distinct { input } => vec![input],
         Node::Join { left, right, .. } | Node::SetOp { left, right, .. } => vec![left, right],
+        Node::IndexJoin { left, .. } => vec![left],
     };
     for c in children {
         explain(c, depth + 1, profile, out);
+    }
+    // The inner side of an index join: one lookup per outer row.
+    if let Node::IndexJoin { table, index, right_filter, .. } = node {
+        let filter = if right_filter.is_some() { " with filter" } else { "" };
+        let label = format!(
+            "Index Scan using {} on {} (lookup per outer row{filter})",
+            index_name(table, *index),
+            table.name
+        );
+        out.push(line(depth + 1, &label, &stats(exec::inner_profile_id(node))));
     }
 }
 
