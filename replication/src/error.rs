@@ -42,6 +42,18 @@ pub enum Error {
     /// The log store failed; the node must stop (its durability is unknown).
     #[error("log store I/O: {0}")]
     Io(String),
+    /// The node's input queue is full: retry later (admission control).
+    #[error("node overloaded: input queue full")]
+    Overloaded,
+    /// The proposal's log position went to another leader's entry: it was
+    /// definitely not applied, and may be retried.
+    #[error("proposal dropped: another leader's entry took its place")]
+    ProposalDropped,
+    /// The node stopped (or its store failed, or a snapshot replaced its log)
+    /// before the request finished: a proposal may or may not have been
+    /// applied. The outcome is unknown; it is not guessed.
+    #[error("outcome unknown: {0}")]
+    Ambiguous(&'static str),
 }
 
 impl Error {
@@ -53,6 +65,8 @@ impl Error {
                 | Error::NotReady
                 | Error::TransferInProgress
                 | Error::ConfChangeInProgress
+                | Error::Overloaded
+                | Error::ProposalDropped
         )
     }
 }

@@ -100,15 +100,18 @@
 pub mod error;
 mod log;
 pub mod message;
+pub mod node;
 mod progress;
 pub mod raft;
 pub mod rng;
 pub mod sim;
 pub mod storage;
+pub mod transport;
 pub mod types;
 
 pub use error::{Error, Result};
 pub use message::{Body, Message};
+pub use node::{Node, NodeConfig, NodeStatus, StateMachine};
 pub use raft::{Config, Raft, ReadState, Ready, Role, Status};
 pub use rng::Rng;
 pub use storage::{FileStore, FileStoreOptions, LogStore, MemStore, persist_ready};
