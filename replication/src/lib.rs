@@ -6,8 +6,8 @@
 //! Understandable Consensus Algorithm", 2014, cited as "Raft §n"; and
 //! Ongaro's thesis, "Consensus: Bridging Theory and Practice", 2014, cited as
 //! "thesis §n"). This crate holds the consensus core and proves it under
-//! injected faults; the gRPC transport and the replicated `Shard` are built on
-//! top of it later.
+//! injected faults, stores its log durably, and runs real nodes over gRPC;
+//! the replicated `Shard` is built on top of it later.
 //!
 //! # Reading order
 //!
@@ -24,10 +24,15 @@
 //!   seeded by the caller. The module doc states the driver's contract, the
 //!   invariants and the lease argument.
 //! - [`storage`]: the [`LogStore`] interface a driver persists a `Ready`
-//!   through, and [`MemStore`], a store that can crash and lose unsynced
-//!   writes.
+//!   through, [`MemStore`], a store that can crash and lose unsynced
+//!   writes, and [`FileStore`], the durable one (segmented, checksummed,
+//!   fsynced files; its module doc draws the format).
 //! - [`sim`]: a whole replica set in one thread from one seed, with the
-//!   checker of Raft's safety properties and of linearizability.
+//!   checker of Raft's safety properties and of linearizability, and a
+//!   targeted schedule for leases (`SimConfig::lease_race`).
+//! - [`transport`]: the protobuf form of messages and the tonic service and
+//!   per-peer senders; [`node`]: a node in real time (driver thread, file
+//!   store, transport, [`StateMachine`]). Neither is visible to the core.
 //!
 //! # Design decisions
 //!
@@ -87,12 +92,14 @@
 //! Unit tests sit next to the pure pieces (quorum math, log, progress,
 //! store); `tests/scripts/*.txt` are scenario scripts with recorded output,
 //! each citing the rule it checks; `tests/sim.rs` runs hundreds of seeds of
-//! the simulator. `cargo run -p strata-replication --example replay -- SEED`
-//! replays one seed with a trace of every event.
+//! the simulator, and 200 of the lease race; `tests/file_store*.rs` check the
+//! durable store (model, corruption, SIGKILL); `tests/cluster.rs` runs three
+//! nodes over gRPC. `cargo run -p strata-replication --example replay --
+//! SEED [NODES] [lease-race]` replays one seed with a trace of every event.
 //!
-//! Not here yet (issue 7): the gRPC transport, a durable `LogStore` on files,
-//! the replicated `Shard` and its transaction history in the simulator,
-//! chunked snapshots, learners, and follower reads.
+//! Not here yet (issue 7): the replicated `Shard` and its transaction history
+//! in the simulator, chunked snapshots, learners, follower reads, nodes as
+//! separate processes, and benchmarks.
 
 // A library reports through its return values, never by printing.
 #![deny(clippy::print_stdout, clippy::print_stderr)]

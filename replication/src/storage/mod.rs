@@ -14,7 +14,7 @@
 //!
 //! [`MemStore`] is the simulator's disk: a store in memory that can crash,
 //! keeping a random prefix of its unsynced writes. [`FileStore`] (in
-//! [`file`]) is the real one: checksummed, segmented, fsynced files.
+//! [`file`](mod@file)) is the real one: checksummed, segmented, fsynced files.
 
 pub mod file;
 
