@@ -296,20 +296,16 @@ impl Conn {
         Ok(out)
     }
 
-    /// Runs `f` on the session on tokio's blocking pool.
+    /// Runs `f` on the session, inline: the connection has a thread of its
+    /// own (see the server module), so blocking it blocks only this client.
     async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Session) -> T + Send + 'static,
     ) -> PgWireResult<T> {
-        let session = self.session.clone();
         self.activity.begin();
-        let done = tokio::task::spawn_blocking(move || {
-            let mut session = session.lock().unwrap_or_else(PoisonError::into_inner);
-            f(&mut session)
-        })
-        .await;
+        let done = f(&mut self.session.lock().unwrap_or_else(PoisonError::into_inner));
         self.activity.end();
-        done.map_err(|_| internal("statement task failed"))
+        Ok(done)
     }
 
     fn status(&self) -> TransactionStatus {
@@ -822,7 +818,7 @@ impl QueryParser for Parser {
         let session = self.session.clone();
         let sql = sql.to_string();
         let given: Vec<Option<Type>> = types.to_vec();
-        let described = tokio::task::spawn_blocking(move || {
+        let described = (move || {
             let mut s = session.lock().unwrap_or_else(PoisonError::into_inner);
             let prepared = s.prepare(&sql)?;
             let mut description = s.describe(&prepared)?;
@@ -830,9 +826,7 @@ impl QueryParser for Parser {
                 description.params.resize(given.len(), None);
             }
             Ok::<_, SqlError>(Statement { prepared, description })
-        })
-        .await
-        .map_err(|_| internal("parse task failed"))?;
+        })();
         described.map(Some).map_err(user_error)
     }
 
