@@ -2,9 +2,10 @@
 //! run statements on the connection's own [`Session`].
 //!
 //! Invariants:
-//! - A statement runs on tokio's blocking pool ([`Conn::blocking`]): it may
-//!   fsync, and it must not stall the runtime's workers. The session's mutex is
-//!   taken only inside that blocking closure, never across an `.await`.
+//! - A statement runs inline ([`Conn::blocking`]) on the connection's own
+//!   thread and single-threaded runtime, so when it fsyncs or scans for long
+//!   it stalls only this client. The session's mutex is taken only for the
+//!   statement, never across an `.await`.
 //! - The transaction status reported in ReadyForQuery is the session's own
 //!   (`Idle`, `InTransaction`, `Failed`), read after every statement, so `I`,
 //!   `T` and `E` follow PostgreSQL's rules, ROLLBACK TO SAVEPOINT included.
