@@ -42,6 +42,10 @@ pub enum Error {
     /// The log store failed; the node must stop (its durability is unknown).
     #[error("log store I/O: {0}")]
     Io(String),
+    /// The state machine could not apply a committed entry (its storage
+    /// failed): the node stopped rather than diverge; restart it.
+    #[error("applying a committed entry failed: {0}")]
+    ApplyFailed(String),
     /// The node's input queue is full: retry later (admission control).
     #[error("node overloaded: input queue full")]
     Overloaded,

@@ -7,7 +7,7 @@
 //! Ongaro's thesis, "Consensus: Bridging Theory and Practice", 2014, cited as
 //! "thesis §n"). This crate holds the consensus core and proves it under
 //! injected faults, stores its log durably, and runs real nodes over gRPC;
-//! the replicated `Shard` is built on top of it later.
+//! [`shard::ReplicatedShard`] implements `strata_txn::Shard` on top of it.
 //!
 //! # Reading order
 //!
@@ -33,6 +33,10 @@
 //! - [`transport`]: the protobuf form of messages and the tonic service and
 //!   per-peer senders; [`node`]: a node in real time (driver thread, file
 //!   store, transport, [`StateMachine`]). Neither is visible to the core.
+//! - [`shard`]: the replicated shard: commands carrying validated
+//!   transactions with an id and a commit timestamp, the deterministic
+//!   state machine every replica applies them with, the leader's
+//!   validation (`Sequencer`), and [`ReplicatedShard`] on a real node.
 //!
 //! # Design decisions
 //!
@@ -97,9 +101,9 @@
 //! nodes over gRPC. `cargo run -p strata-replication --example replay --
 //! SEED [NODES] [lease-race]` replays one seed with a trace of every event.
 //!
-//! Not here yet (issue 7): the replicated `Shard` and its transaction history
-//! in the simulator, chunked snapshots, learners, follower reads, nodes as
-//! separate processes, and benchmarks.
+//! Not here yet (issue 7): multi-shard (prepare/commit) transactions and
+//! SERIALIZABLE range validation on replicated shards, chunked snapshots,
+//! learners, follower reads, and nodes as separate processes.
 
 // A library reports through its return values, never by printing.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
@@ -111,6 +115,7 @@ pub mod node;
 mod progress;
 pub mod raft;
 pub mod rng;
+pub mod shard;
 pub mod sim;
 pub mod storage;
 pub mod transport;
@@ -121,6 +126,7 @@ pub use message::{Body, Message};
 pub use node::{Node, NodeConfig, NodeStatus, StateMachine};
 pub use raft::{Config, Raft, ReadState, Ready, Role, Status};
 pub use rng::Rng;
+pub use shard::{CommandId, ReplicatedShard, ShardError};
 pub use storage::{FileStore, FileStoreOptions, LogStore, MemStore, persist_ready};
 pub use types::{
     ConfChange, Entry, HardState, Index, Membership, NodeId, Payload, Persisted, Snapshot, Term,

@@ -61,12 +61,14 @@ use crate::types::{Index, NodeId, Payload, Persisted, Term};
 /// give back the same state.
 pub trait StateMachine: Send + 'static {
     /// Applies the committed command at `index`; returns the answer for
-    /// whoever proposed it.
-    fn apply(&mut self, index: Index, command: &[u8]) -> Vec<u8>;
+    /// whoever proposed it. An error (the state machine's storage failed)
+    /// stops the node rather than let it diverge: it must be restarted,
+    /// and recovers from its log.
+    fn apply(&mut self, index: Index, command: &[u8]) -> std::result::Result<Vec<u8>, String>;
     /// Answers a read-only query from the current state.
     fn query(&self, query: &[u8]) -> Vec<u8>;
-    /// The whole state, serialized.
-    fn snapshot(&self) -> Vec<u8>;
+    /// The whole state, serialized; an error stops the node like `apply`'s.
+    fn snapshot(&self) -> std::result::Result<Vec<u8>, String>;
     /// Replaces the state with a snapshot's; an error stops the node.
     fn restore(&mut self, snapshot: &[u8]) -> std::result::Result<(), String>;
 }
@@ -255,6 +257,28 @@ impl Node {
         answer.await.unwrap_or(Err(Error::Ambiguous("the node stopped")))
     }
 
+    /// Queues `command` for proposal now (so proposals submitted in some
+    /// order from one thread reach the core in that order) and returns a
+    /// future of its answer, as [`Node::propose`]'s. Needs no runtime to await.
+    pub fn submit(
+        &self,
+        command: Vec<u8>,
+    ) -> Result<impl std::future::Future<Output = Result<Vec<u8>>> + Send + 'static> {
+        let (reply, answer) = oneshot::channel();
+        self.input(Input::Propose { command, reply })?;
+        Ok(async move { answer.await.unwrap_or(Err(Error::Ambiguous("the node stopped"))) })
+    }
+
+    /// Queues a linearizable read now, as [`Node::read`].
+    pub fn submit_read(
+        &self,
+        query: Vec<u8>,
+    ) -> Result<impl std::future::Future<Output = Result<Vec<u8>>> + Send + 'static> {
+        let (reply, answer) = oneshot::channel();
+        self.input(Input::Read { query, reply })?;
+        Ok(async move { answer.await.unwrap_or(Err(Error::NotLeader { leader: None })) })
+    }
+
     /// A linearizable read: `StateMachine::query` at a state that includes
     /// every command acknowledged before the call (leader lease or read index).
     pub async fn read(&self, query: Vec<u8>) -> Result<Vec<u8>> {
@@ -426,7 +450,10 @@ impl<S: StateMachine> Driver<S> {
             }
             for entry in &ready.committed {
                 let answer = match &entry.payload {
-                    Payload::Command(command) => self.state_machine.apply(entry.index, command),
+                    Payload::Command(command) => self
+                        .state_machine
+                        .apply(entry.index, command)
+                        .map_err(Error::ApplyFailed)?,
                     Payload::Empty | Payload::Membership(_) => Vec::new(),
                 };
                 self.applied = entry.index;
@@ -462,7 +489,8 @@ impl<S: StateMachine> Driver<S> {
                 let _ = read.reply.send(Ok(self.state_machine.query(&read.query)));
             }
             if applied >= self.raft.status().snapshot_index + self.snapshot_every {
-                self.raft.compact(applied, self.state_machine.snapshot())?;
+                let data = self.state_machine.snapshot().map_err(Error::ApplyFailed)?;
+                self.raft.compact(applied, data)?;
             }
         }
         Ok(())

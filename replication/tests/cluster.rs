@@ -19,9 +19,9 @@ struct Journal {
 }
 
 impl StateMachine for Journal {
-    fn apply(&mut self, index: u64, command: &[u8]) -> Vec<u8> {
+    fn apply(&mut self, index: u64, command: &[u8]) -> Result<Vec<u8>, String> {
         self.applied.push((index, command.to_vec()));
-        index.to_le_bytes().to_vec()
+        Ok(index.to_le_bytes().to_vec())
     }
 
     fn query(&self, query: &[u8]) -> Vec<u8> {
@@ -31,14 +31,14 @@ impl StateMachine for Journal {
         }
     }
 
-    fn snapshot(&self) -> Vec<u8> {
+    fn snapshot(&self) -> Result<Vec<u8>, String> {
         let mut out = Vec::new();
         for (index, command) in &self.applied {
             out.extend_from_slice(&index.to_le_bytes());
             out.extend_from_slice(&(command.len() as u32).to_le_bytes());
             out.extend_from_slice(command);
         }
-        out
+        Ok(out)
     }
 
     fn restore(&mut self, mut data: &[u8]) -> Result<(), String> {

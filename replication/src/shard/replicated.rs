@@ -1,0 +1,506 @@
+//! [`ReplicatedShard`]: `strata_txn::Shard` over a Raft replica set, one per
+//! node, each replica applying the log to its own `strata_lsm::Db`.
+//!
+//! # Life of a replicated commit (`ReplicatedShard::commit_with_id`)
+//!
+//! 1. A leader round: a lease read (or a read-index round without a lease)
+//!    through [`Node::submit_read`]; it answers once this node leads, has
+//!    committed an entry of its term, and has applied up to the read index,
+//!    so every entry that committed before is in the engine. A follower
+//!    answers [`ShardError::NotLeader`] naming the leader.
+//! 2. If the command id was applied before, its first answer is returned
+//!    (a retry through a leader change never commits twice).
+//! 3. Under the sequencer lock: validate against the engine and the
+//!    proposals in flight, assign the commit timestamp, and queue the
+//!    proposal ([`Node::submit`]), so proposals reach the log in timestamp
+//!    order (see `sequencer`).
+//! 4. Wait for the answer: the entry committed and was applied here (and is
+//!    applied by every replica, see `machine`). [`crate::Error::Ambiguous`]
+//!    from the node becomes [`ShardError::Ambiguous`]: the outcome is not
+//!    guessed; retrying with the same id tells it.
+//!
+//! # Reads
+//!
+//! `snapshot_ts` is the newest applied commit timestamp after a leader round
+//! (every commit at or below it is applied here, every later one is above
+//! it: `machine`'s invariant). `get` and `scan` make a leader round first
+//! (lease or read index), so a deposed leader refuses rather than serve a
+//! stale read; a read above the applied state waits for the leader's own
+//! proposals at or below it and keeps later ones above it.
+//!
+//! # The engine is rebuilt from the log
+//!
+//! The Raft log (a [`crate::FileStore`]) is the durable record; each start
+//! wipes the engine directory and replays the snapshot and the log into a
+//! fresh engine (recovery is the normal start-up path), so engine writes
+//! need no fsync of their own. Installing a snapshot opens a new engine
+//! generation beside the old one and switches readers over.
+//!
+//! # Errors through the `Shard` trait
+//!
+//! `strata_txn::Error` has no variant for "not the leader" or "outcome
+//! unknown" yet (the SQL layer matches it exhaustively), so through the
+//! trait these arrive as `strata_txn::Error::Io` whose source is the
+//! [`ShardError`]; [`ShardError::of`] recovers it for callers that branch.
+//! Not supported yet: `prepare` / `commit_prepared` / `abort` (multi-shard
+//! transactions) and SERIALIZABLE range validation; both fail clearly.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Instant;
+
+use strata_lsm::{Db, Durability, KeyRange, MAX_TS, WriteBatch};
+use strata_txn::{CommitRequest, Hlc, RowIter, Shard, ShardStats, Timestamp};
+
+use crate::error::Error;
+use crate::node::{Node, NodeConfig, StateMachine};
+use crate::shard::command::{Answer, CommandId, ShardCommand, Write};
+use crate::shard::machine::{Row, ShardMachine, Versions};
+use crate::shard::sequencer::Sequencer;
+use crate::types::{Index, NodeId};
+
+/// What a replicated shard's caller can branch on.
+#[derive(Debug, thiserror::Error)]
+pub enum ShardError {
+    /// This node does not lead: send the request to `leader` (at `address`) if known.
+    #[error("not the leader (leader: {leader:?} at {address:?})")]
+    NotLeader { leader: Option<NodeId>, address: Option<String> },
+    /// The commit may or may not have been applied (the node stopped, or a
+    /// snapshot replaced its log, before the answer). Retry with the same
+    /// id to learn the outcome; never assume either.
+    #[error("outcome of commit {id:?} unknown: {reason}")]
+    Ambiguous { id: CommandId, reason: String },
+    /// The replica set refused or failed (no quorum yet, overloaded, proposal
+    /// dropped by a leader change, node failed); see [`Error::is_retryable`].
+    #[error("replication: {0}")]
+    Raft(Error),
+    /// Validation or storage failed.
+    #[error(transparent)]
+    Txn(#[from] strata_txn::Error),
+    /// The operation is not available on replicated shards yet.
+    #[error("{0} is not supported on replicated shards yet")]
+    NotSupported(&'static str),
+}
+
+impl ShardError {
+    /// The replicated shard's error inside a `strata_txn::Error` that came
+    /// through the `Shard` trait, if it is one.
+    pub fn of(e: &strata_txn::Error) -> Option<&ShardError> {
+        match e {
+            strata_txn::Error::Io { source, .. } => source.get_ref()?.downcast_ref(),
+            _ => None,
+        }
+    }
+
+    /// Whether trying again (at the leader) may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ShardError::NotLeader { .. } => true,
+            ShardError::Raft(e) => e.is_retryable(),
+            ShardError::Txn(e) => e.is_retryable(),
+            ShardError::Ambiguous { .. } | ShardError::NotSupported(_) => false,
+        }
+    }
+
+    fn into_txn(self) -> strata_txn::Error {
+        match self {
+            ShardError::Txn(e) => e,
+            other => strata_txn::Error::Io {
+                path: PathBuf::from("<replicated shard>"),
+                source: std::io::Error::other(other),
+            },
+        }
+    }
+}
+
+/// Runs a future to completion on this thread. The node's futures wait on
+/// channels its driver thread answers, so they need no runtime; do not call
+/// this from inside a current-thread tokio runtime that runs the transport.
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park();
+    }
+}
+
+/// The engine a replica applies to, replaced whole when a snapshot is
+/// installed (a new generation directory).
+#[derive(Debug)]
+struct Engine {
+    dir: PathBuf,
+    options: strata_lsm::Options,
+    current: RwLock<(u64, Arc<Db>)>,
+}
+
+impl Engine {
+    /// Wipes `dir` and opens an empty engine in it (module doc).
+    fn open(dir: &Path, options: strata_lsm::Options) -> Result<Engine, String> {
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(|e| format!("wipe {}: {e}", dir.display()))?;
+        }
+        std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        let db = Db::open(dir.join("engine-0"), options.clone()).map_err(|e| e.to_string())?;
+        Ok(Engine { dir: dir.to_path_buf(), options, current: RwLock::new((0, Arc::new(db))) })
+    }
+
+    fn db(&self) -> Arc<Db> {
+        self.current.read().unwrap_or_else(|p| p.into_inner()).1.clone()
+    }
+}
+
+/// [`Versions`] over the replica's engine.
+#[derive(Debug, Clone)]
+struct DbVersions(Arc<Engine>);
+
+impl Versions for DbVersions {
+    fn latest(&self, key: &[u8]) -> Result<Option<Timestamp>, String> {
+        let db = self.0.db();
+        let floor = db.gc_watermark();
+        let newest = db.get_version(key, MAX_TS).map_err(|e| e.to_string())?.map(|(ts, _)| ts);
+        Ok(newest.or((floor > 0).then_some(floor)))
+    }
+
+    fn get(&self, key: &[u8], ts: Timestamp) -> Result<Option<Vec<u8>>, String> {
+        self.0.db().get(key, ts).map_err(|e| e.to_string())
+    }
+
+    fn write(&mut self, ts: Timestamp, writes: &[Write]) -> Result<(), String> {
+        let mut batch = WriteBatch::new();
+        for (key, value) in writes {
+            match value {
+                Some(v) => batch.put(key, ts, v),
+                None => batch.delete(key, ts),
+            };
+        }
+        // The Raft log is the durable record (module doc).
+        self.0.db().write(&batch, Durability::Buffered).map_err(|e| e.to_string())
+    }
+
+    fn dump(&self) -> Result<Vec<Row>, String> {
+        let db = self.0.db();
+        let mut rows = Vec::new();
+        for row in db.scan(KeyRange::all(), MAX_TS, false).map_err(|e| e.to_string())? {
+            let (key, value) = row.map_err(|e| e.to_string())?;
+            let ts = db.get_version(&key, MAX_TS).map_err(|e| e.to_string())?.map_or(0, |v| v.0);
+            rows.push((key, ts, value));
+        }
+        Ok(rows)
+    }
+
+    fn reset(&mut self, rows: Vec<Row>, floor: Timestamp) -> Result<(), String> {
+        let engine = &self.0;
+        let generation = engine.current.read().unwrap_or_else(|p| p.into_inner()).0 + 1;
+        let dir = engine.dir.join(format!("engine-{generation}"));
+        let db = Db::open(&dir, engine.options.clone()).map_err(|e| e.to_string())?;
+        let mut batch = WriteBatch::new();
+        for (key, ts, value) in &rows {
+            batch.put(key, *ts, value);
+        }
+        if !batch.is_empty() {
+            db.write(&batch, Durability::Buffered).map_err(|e| e.to_string())?;
+        }
+        db.set_gc_watermark(floor);
+        let old = std::mem::replace(
+            &mut *engine.current.write().unwrap_or_else(|p| p.into_inner()),
+            (generation, Arc::new(db)),
+        );
+        let old_dir = engine.dir.join(format!("engine-{}", old.0));
+        drop(old);
+        // Readers may still hold the old engine; its files go once they do.
+        let _ = std::fs::remove_dir_all(old_dir);
+        Ok(())
+    }
+}
+
+type Machine = Arc<Mutex<ShardMachine<DbVersions>>>;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The node's [`StateMachine`]: the shard machine behind a lock the shard shares.
+struct Applier(Machine);
+
+impl StateMachine for Applier {
+    fn apply(&mut self, index: Index, command: &[u8]) -> Result<Vec<u8>, String> {
+        Ok(lock(&self.0).apply(index, command)?.encode())
+    }
+
+    /// Every query answers the newest applied commit timestamp.
+    fn query(&self, _query: &[u8]) -> Vec<u8> {
+        lock(&self.0).last_ts().to_le_bytes().to_vec()
+    }
+
+    fn snapshot(&self) -> Result<Vec<u8>, String> {
+        lock(&self.0).snapshot()
+    }
+
+    fn restore(&mut self, snapshot: &[u8]) -> Result<(), String> {
+        lock(&self.0).restore(snapshot)
+    }
+}
+
+/// A shard replicated by Raft (module doc). One per node; only the
+/// leader's serves.
+#[derive(Debug)]
+pub struct ReplicatedShard {
+    node: Node,
+    peers: std::collections::BTreeMap<NodeId, String>,
+    machine: Machine,
+    engine: Arc<Engine>,
+    hlc: Arc<Hlc>,
+    sequencer: Mutex<Sequencer>,
+    answered: Condvar,
+    next_seq: AtomicU64,
+    client: u64,
+    validations: AtomicU64,
+    validation_nanos: AtomicU64,
+}
+
+impl std::fmt::Debug for Applier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Applier")
+    }
+}
+
+impl ReplicatedShard {
+    /// Starts this node's replica: the Raft node of `config` (log in
+    /// `config.dir`) and an engine in `config.dir/engine`, rebuilt from the
+    /// log. `hlc` gives commit timestamps while this node leads.
+    pub async fn start(
+        config: NodeConfig,
+        engine: strata_lsm::Options,
+        hlc: Arc<Hlc>,
+        listener: tokio::net::TcpListener,
+    ) -> Result<ReplicatedShard, ShardError> {
+        let engine = Arc::new(
+            Engine::open(&config.dir.join("engine"), engine)
+                .map_err(|e| ShardError::Raft(Error::Io(e)))?,
+        );
+        let machine: Machine = Arc::new(Mutex::new(ShardMachine::new(DbVersions(engine.clone()))));
+        let peers = config.peers.clone();
+        let id = config.id;
+        let node = Node::start(config, Applier(machine.clone()), listener)
+            .await
+            .map_err(ShardError::Raft)?;
+        // Command ids: this node's id and the start time, so ids from two
+        // incarnations of a node never collide.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        Ok(ReplicatedShard {
+            node,
+            peers,
+            machine,
+            engine,
+            hlc,
+            sequencer: Mutex::new(Sequencer::default()),
+            answered: Condvar::new(),
+            next_seq: AtomicU64::new(nanos),
+            client: id,
+            validations: AtomicU64::new(0),
+            validation_nanos: AtomicU64::new(0),
+        })
+    }
+
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// Stops the node (pending commits are answered `Ambiguous`).
+    pub async fn stop(self) {
+        self.node.stop().await;
+    }
+
+    /// A fresh command id from this node.
+    pub fn next_id(&self) -> CommandId {
+        CommandId { client: self.client, seq: self.next_seq.fetch_add(1, Ordering::Relaxed) }
+    }
+
+    fn raft_error(&self, e: Error) -> ShardError {
+        match e {
+            Error::NotLeader { leader } => ShardError::NotLeader {
+                leader,
+                address: leader.and_then(|l| self.peers.get(&l).cloned()),
+            },
+            other => ShardError::Raft(other),
+        }
+    }
+
+    /// This replica's newest applied commit timestamp, without a leader
+    /// round (not linearizable: for tests and monitoring).
+    pub fn local_last_ts(&self) -> Timestamp {
+        lock(&self.machine).last_ts()
+    }
+
+    /// `key` at `ts` in this replica's engine, without a leader round (not
+    /// linearizable: for tests that compare replicas).
+    pub fn local_get(&self, key: &[u8], ts: Timestamp) -> strata_txn::Result<Option<Vec<u8>>> {
+        Ok(self.engine.db().get(key, ts)?)
+    }
+
+    /// Step 1 of a commit, and the start of every read (module doc):
+    /// returns the newest applied commit timestamp.
+    pub fn leader_round(&self) -> Result<Timestamp, ShardError> {
+        let read = self.node.submit_read(Vec::new()).map_err(|e| self.raft_error(e))?;
+        let bytes = block_on(read).map_err(|e| self.raft_error(e))?;
+        let ts = bytes.try_into().map(u64::from_le_bytes).map_err(|_| {
+            ShardError::Raft(Error::Corrupt("read answer is not a timestamp".into()))
+        })?;
+        Ok(ts)
+    }
+
+    /// Commits `request` under `id` (module doc). A retry with the same id
+    /// returns the first attempt's outcome if it was applied.
+    pub fn commit_with_id(
+        &self,
+        id: CommandId,
+        request: &CommitRequest,
+    ) -> Result<Timestamp, ShardError> {
+        self.leader_round()?;
+        if let Some(answer) = lock(&self.machine).outcome(id) {
+            return answer_to_result(answer);
+        }
+        let (ts, pending) = {
+            let mut sequencer = lock(&self.sequencer);
+            let started = Instant::now();
+            let last_applied = lock(&self.machine).last_ts();
+            let versions = DbVersions(self.engine.clone());
+            let latest = |key: &[u8]| versions.latest(key).map_err(strata_txn::Error::Corruption);
+            let now = self.hlc.now()?;
+            let assigned = sequencer.validate_and_assign(request, latest, last_applied, now);
+            self.validations.fetch_add(1, Ordering::Relaxed);
+            self.validation_nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            let ts = assigned?;
+            let command = ShardCommand {
+                id,
+                start_ts: request.start_ts,
+                commit_ts: ts,
+                writes: request.writes.clone(),
+            };
+            match self.node.submit(command.encode()) {
+                Ok(pending) => (ts, pending),
+                Err(e) => {
+                    sequencer.finish(ts);
+                    return Err(self.raft_error(e));
+                }
+            }
+        };
+        let answer = block_on(pending);
+        lock(&self.sequencer).finish(ts);
+        self.answered.notify_all();
+        match answer {
+            Ok(bytes) => match Answer::decode(&bytes) {
+                Some(answer) => answer_to_result(answer),
+                None => Err(ShardError::Raft(Error::Corrupt("malformed commit answer".into()))),
+            },
+            Err(Error::Ambiguous(reason)) => {
+                Err(ShardError::Ambiguous { id, reason: reason.to_string() })
+            }
+            Err(e) => Err(self.raft_error(e)),
+        }
+    }
+
+    /// Makes `ts` readable here (module doc): a leader round, then, above
+    /// the applied state, wait for this leader's proposals at or below `ts`.
+    fn readable_at(&self, ts: Timestamp) -> Result<(), ShardError> {
+        let last = self.leader_round()?;
+        if ts <= last {
+            return Ok(());
+        }
+        let mut sequencer = lock(&self.sequencer);
+        while sequencer.cover(ts) {
+            sequencer = self.answered.wait(sequencer).unwrap_or_else(|p| p.into_inner());
+        }
+        Ok(())
+    }
+}
+
+fn answer_to_result(answer: Answer) -> Result<Timestamp, ShardError> {
+    match answer {
+        Answer::Committed(ts) => Ok(ts),
+        Answer::StaleTimestamp(last) => Err(ShardError::Raft(Error::Corrupt(format!(
+            "commit refused: its timestamp was not above the newest applied, {last}"
+        )))),
+        Answer::Malformed => {
+            Err(ShardError::Raft(Error::Corrupt("commit refused as malformed".into())))
+        }
+    }
+}
+
+impl Shard for ReplicatedShard {
+    /// The newest applied commit timestamp after a leader round; on a node
+    /// that cannot lead right now, its own newest applied one (a consistent
+    /// but possibly old snapshot: its reads then fail with `NotLeader`).
+    fn snapshot_ts(&self) -> Timestamp {
+        self.leader_round().unwrap_or_else(|_| lock(&self.machine).last_ts())
+    }
+
+    fn snapshot_at(&self, ts: Timestamp) -> strata_txn::Result<()> {
+        let now = self.hlc.now()?;
+        if ts > now {
+            return Err(strata_txn::Error::FutureTimestamp { requested: ts, now });
+        }
+        self.readable_at(ts).map_err(ShardError::into_txn)
+    }
+
+    fn get(&self, key: &[u8], ts: Timestamp) -> strata_txn::Result<Option<Vec<u8>>> {
+        self.readable_at(ts).map_err(ShardError::into_txn)?;
+        Ok(self.engine.db().get(key, ts)?)
+    }
+
+    fn scan(&self, range: KeyRange, ts: Timestamp, reverse: bool) -> strata_txn::Result<RowIter> {
+        self.readable_at(ts).map_err(ShardError::into_txn)?;
+        let scan = self.engine.db().scan(range, ts, reverse)?;
+        Ok(Box::new(scan.map(|r| r.map_err(strata_txn::Error::from))))
+    }
+
+    fn commit(&self, request: &CommitRequest) -> strata_txn::Result<Timestamp> {
+        self.commit_with_id(self.next_id(), request).map_err(ShardError::into_txn)
+    }
+
+    fn prepare(&self, _txn_id: u64, _request: &CommitRequest) -> strata_txn::Result<Timestamp> {
+        Err(ShardError::NotSupported("prepare (multi-shard commit)").into_txn())
+    }
+
+    fn commit_prepared(&self, _txn_id: u64, _commit_ts: Timestamp) -> strata_txn::Result<()> {
+        Err(ShardError::NotSupported("commit_prepared (multi-shard commit)").into_txn())
+    }
+
+    fn abort(&self, _txn_id: u64) -> strata_txn::Result<()> {
+        Err(ShardError::NotSupported("abort of a prepared transaction").into_txn())
+    }
+
+    fn set_horizons(&self, oldest_active: Timestamp, gc_watermark: Timestamp) {
+        assert!(gc_watermark <= oldest_active, "GC watermark above a live snapshot");
+        let applied = lock(&self.machine).last_ts();
+        self.engine.db().set_gc_watermark(gc_watermark.min(applied));
+    }
+
+    fn gc_watermark(&self) -> Timestamp {
+        self.engine.db().gc_watermark()
+    }
+
+    fn stats(&self) -> ShardStats {
+        ShardStats {
+            validations: self.validations.load(Ordering::Relaxed),
+            validation_nanos: self.validation_nanos.load(Ordering::Relaxed),
+            conflict_entries: lock(&self.sequencer).in_flight() as u64,
+            engine: Some(self.engine.db().stats()),
+        }
+    }
+}
