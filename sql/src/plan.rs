@@ -1835,9 +1835,11 @@ fn choose_join_methods(node: Node) -> Node {
 /// Whether a plan reads a narrowed part of its tables (a key or index point
 /// or range) rather than whole tables: the heuristic for "the outer side is
 /// small" (there are no statistics). One lookup per outer row then costs
-/// less than reading and hashing the whole inner table.
+/// less than reading and hashing the whole inner table. A VALUES list is
+/// written out in the statement, so it is small too.
 fn is_selective(node: &Node) -> bool {
     match node {
+        Node::Values { .. } => true,
         Node::Scan { access, .. } => !matches!(access, Access::Full),
         Node::Filter { input, .. }
         | Node::Project { input, .. }
