@@ -74,6 +74,11 @@ impl ShardCommand {
         out
     }
 
+    /// Whether `bytes` claim to be a shard command (they may still be malformed).
+    pub fn is_shard_command(bytes: &[u8]) -> bool {
+        bytes.starts_with(MAGIC)
+    }
+
     /// The command in `bytes`, or `None` if they are not one.
     pub fn decode(bytes: &[u8]) -> Option<ShardCommand> {
         let mut r = Reader { bytes: bytes.strip_prefix(MAGIC)? };

@@ -10,7 +10,9 @@
 //!    answers [`ShardError::NotLeader`] naming the leader.
 //! 2. If the command id was applied before, its first answer is returned
 //!    (a retry through a leader change never commits twice).
-//! 3. Under the sequencer lock: validate against the engine and the
+//! 3. Under the sequencer lock: if the id is in flight here, answer
+//!    `Ambiguous` (a retry must not validate against its own first attempt);
+//!    otherwise validate against the engine and the
 //!    proposals in flight, assign the commit timestamp, and queue the
 //!    proposal ([`Node::submit`]), so proposals reach the log in timestamp
 //!    order (see `sequencer`).
@@ -382,7 +384,13 @@ impl ReplicatedShard {
             let versions = DbVersions(self.engine.clone());
             let latest = |key: &[u8]| versions.latest(key).map_err(strata_txn::Error::Corruption);
             let now = self.hlc.now()?;
-            let assigned = sequencer.validate_and_assign(request, latest, last_applied, now);
+            if sequencer.is_in_flight(id) {
+                return Err(ShardError::Ambiguous {
+                    id,
+                    reason: "a commit with this id is in flight".into(),
+                });
+            }
+            let assigned = sequencer.validate_and_assign(id, request, latest, last_applied, now);
             self.validations.fetch_add(1, Ordering::Relaxed);
             self.validation_nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
             let ts = assigned?;

@@ -53,6 +53,9 @@ pub enum Violation {
     Protocol { node: NodeId, count: u64 },
     #[error("liveness after healing: {0}")]
     Liveness(String),
+    /// Transactions mode: the history checker found anomalies.
+    #[error("transactions: {0}")]
+    Transactions(String),
 }
 
 /// An operation as the client saw it.

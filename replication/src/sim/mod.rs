@@ -26,6 +26,25 @@
 //! history for linearizability (lease reads included). See `check` for the
 //! properties.
 //!
+//! # Transactions mode
+//!
+//! With [`SimConfig::transactions`], clients run list-append transactions
+//! (one to three operations, each a read of a key's list or an append of a
+//! unique value) through the replicated shard's own pieces on every node
+//! (`shard::ShardMachine` over `shard::MemVersions`, `shard::Sequencer` on
+//! the leader), the way `ReplicatedShard` drives them: a snapshot is a
+//! read-index (or lease) round answered with the newest applied commit
+//! timestamp and the lists at it; a commit is another round, then the
+//! dedup check, validation and the proposal of the write set. A commit that
+//! times out is retried at another node with the same id, up to five times,
+//! then recorded with an unknown outcome; a node answers a retry whose id
+//! is still in flight there as "in flight", never as aborted. At the end
+//! `strata_txn::history::check` must find no anomaly forbidden under
+//! snapshot isolation (G0, G1a, G1b, G1c, G-single, incompatible orders),
+//! and the replicas must agree on the newest commit timestamp too.
+//! Skipping validation, ignoring in-flight proposals in it, or answering an
+//! in-flight retry as aborted each fails most seeds.
+//!
 //! # Schedules
 //!
 //! [`Schedule::Random`] draws every fault at random. It rarely produces the
@@ -58,6 +77,10 @@ use crate::types::{NodeId, Persisted, Term};
 use check::{Checker, HistoryOp, OpKind, OpResult, Violation};
 use kv::Command;
 use node::{Observed, Reply, Request, SimNode};
+use strata_txn::history::{self, Op, Outcome, Recorded};
+use strata_txn::{CommitRequest, Isolation};
+
+use crate::shard::CommandId;
 
 /// What to simulate. Times in milliseconds of simulated time unless named `_us`.
 #[derive(Clone, Debug)]
@@ -101,6 +124,9 @@ pub struct SimConfig {
     pub reject_backoff_us: u64,
     /// Record a line per event in the report or failure.
     pub trace: bool,
+    /// Clients run list-append transactions through the replicated shard's
+    /// machinery instead of single appends and reads (see the module doc).
+    pub transactions: bool,
 }
 
 /// How long clients think between requests while a leader is isolated in
@@ -147,7 +173,19 @@ impl SimConfig {
             think_us: 3_000,
             reject_backoff_us: 5_000,
             trace: false,
+            transactions: false,
         }
+    }
+
+    /// Transactions mode (see the module doc): clients run list-append
+    /// transactions of one to three operations over `keys` keys through
+    /// the replicated shard's leader path, under the random fault schedule.
+    pub fn transactions(nodes: usize) -> SimConfig {
+        let mut c = SimConfig::new(nodes);
+        c.transactions = true;
+        c.clients = 5;
+        c.keys = 5;
+        c
     }
 
     /// The targeted schedule that catches leases that are too long (see the
@@ -213,6 +251,10 @@ pub struct Report {
     pub partitions: u64,
     /// Leaders isolated while holding their lease (the lease-race schedule).
     pub lease_isolations: u64,
+    /// Transactions mode: transactions committed, aborted, and of unknown outcome.
+    pub txn_committed: u64,
+    pub txn_aborted: u64,
+    pub txn_unknown: u64,
     pub transfers: u64,
     pub snapshots_installed: u64,
     pub compactions: u64,
@@ -300,7 +342,24 @@ struct Client {
     /// Where the client thinks the leader is.
     hint: Option<NodeId>,
     seq: u64,
+    /// Transactions mode: the transaction under way.
+    txn: Option<ClientTxn>,
 }
+
+/// A client's transaction: its operations, then (once it has a snapshot)
+/// the commit it asks for, retried with the same id after a timeout.
+#[derive(Debug)]
+struct ClientTxn {
+    ops: Vec<Op>,
+    /// Node index that served the snapshot.
+    node: usize,
+    commit: Option<(CommandId, CommitRequest)>,
+    /// Commit attempts made so far.
+    attempts: u32,
+}
+
+/// Commit attempts (with one id) before a client gives up: outcome unknown.
+const MAX_COMMIT_ATTEMPTS: u32 = 5;
 
 struct Simulation {
     config: SimConfig,
@@ -316,6 +375,8 @@ struct Simulation {
     loss: f64,
     clients: Vec<Client>,
     history: Vec<HistoryOp>,
+    /// Transactions mode: every transaction that finished or tried to commit.
+    txns: Vec<Recorded>,
     checker: Checker,
     seen: Vec<(Role, Term)>,
     /// Lease reads of each node's current incarnation.
@@ -354,6 +415,7 @@ impl Simulation {
             loss: 0.0,
             clients: (0..config.clients).map(|_| Client::default()).collect(),
             history: Vec::new(),
+            txns: Vec::new(),
             checker: Checker::default(),
             seen: vec![(Role::Follower, 0); config.nodes],
             lease_reads: vec![0; config.nodes],
@@ -429,6 +491,13 @@ impl Simulation {
                 self.after(to)?;
             }
             Event::Client(c) => self.client_step(c)?,
+            Event::Timeout(c, request) if self.config.transactions => {
+                if self.clients[c].outstanding.is_some_and(|(r, _)| r == request) {
+                    self.clients[c].outstanding = None;
+                    self.clients[c].hint = None;
+                    self.txn_retry(c);
+                }
+            }
             Event::Timeout(c, request) => {
                 if self.clients[c].outstanding.is_some_and(|(r, _)| r == request) {
                     self.clients[c].outstanding = None;
@@ -528,6 +597,9 @@ impl Simulation {
     }
 
     fn client_step(&mut self, c: usize) -> Result<(), Violation> {
+        if self.config.transactions {
+            return self.txn_step(c);
+        }
         if self.phase == Phase::Drain || self.clients[c].outstanding.is_some() {
             return Ok(());
         }
@@ -583,6 +655,172 @@ impl Simulation {
         self.after(target)
     }
 
+    /// The node a client sends to: its hint of the leader, or any node.
+    fn target(&mut self, c: usize) -> usize {
+        let n = self.nodes.len() as u64;
+        match self.clients[c].hint {
+            Some(id) if id >= 1 && id <= n => id as usize - 1,
+            _ => self.rng.below(n) as usize,
+        }
+    }
+
+    /// Transactions mode: start a transaction (ask a node for a snapshot),
+    /// or send its commit (again).
+    fn txn_step(&mut self, c: usize) -> Result<(), Violation> {
+        if self.clients[c].outstanding.is_some() {
+            return Ok(());
+        }
+        let client = c as u64 + 1;
+        let request_id = (client << 40) | self.clients[c].seq;
+        self.clients[c].seq += 1;
+        let (target, reply) = match &self.clients[c].txn {
+            Some(ClientTxn { commit: Some((id, request)), node, .. }) => {
+                let (id, request, node) = (*id, request.clone(), *node);
+                if self.phase == Phase::Drain {
+                    self.txn_end(c, Outcome::Unknown);
+                    return Ok(());
+                }
+                if self.config.trace {
+                    self.log(format!("client {client} commits {id:?} at n{}", node + 1));
+                }
+                (node, self.nodes[node].commit(request_id, id, request))
+            }
+            _ => {
+                if self.phase == Phase::Drain {
+                    return Ok(());
+                }
+                let mut ops = Vec::new();
+                for _ in 0..self.rng.range(1, 4) {
+                    let key = self.rng.below(self.config.keys);
+                    if self.rng.chance(0.5) {
+                        ops.push(Op::Read { key, values: Vec::new() });
+                    } else {
+                        ops.push(Op::Append { key, value: self.next_value });
+                        self.next_value += 1;
+                    }
+                }
+                let target = self.target(c);
+                self.clients[c].txn =
+                    Some(ClientTxn { ops, node: target, commit: None, attempts: 0 });
+                let keys = self.config.keys;
+                (target, self.nodes[target].request(request_id, Request::Snapshot { keys }))
+            }
+        };
+        self.clients[c].outstanding = Some((request_id, 0));
+        match reply {
+            Some(reply) => self.client_reply(request_id, reply)?,
+            None => {
+                let patience = if self.phase == Phase::Faults { 1 } else { 10 };
+                let at = self.config.client_timeout_us * patience;
+                self.schedule(at, Event::Timeout(c, request_id));
+            }
+        }
+        self.after(target)
+    }
+
+    /// Records the client's transaction with `outcome` and schedules the next.
+    fn txn_end(&mut self, c: usize, outcome: Outcome) {
+        let Some(txn) = self.clients[c].txn.take() else { return };
+        match outcome {
+            Outcome::Committed => self.report.txn_committed += 1,
+            Outcome::Aborted => self.report.txn_aborted += 1,
+            Outcome::Unknown => self.report.txn_unknown += 1,
+        }
+        if txn.ops.iter().any(|op| matches!(op, Op::Append { .. })) && outcome == Outcome::Committed
+        {
+            self.report.acked_appends += 1;
+        }
+        if self.config.trace {
+            self.log(format!("client {} txn {outcome:?}: {:?}", c + 1, txn.ops));
+        }
+        self.txns.push(Recorded { ops: txn.ops, outcome });
+        let at = self.rng.below(self.config.think_us);
+        self.schedule(at, Event::Client(c));
+    }
+
+    /// A transaction's request timed out or must be asked again: a commit
+    /// goes to another node with the same id, up to `MAX_COMMIT_ATTEMPTS`.
+    fn txn_retry(&mut self, c: usize) {
+        let n = self.nodes.len() as u64;
+        let Some(txn) = self.clients[c].txn.as_mut() else { return };
+        if txn.commit.is_none() {
+            // No commit was sent: nothing to record.
+            self.clients[c].txn = None;
+            let at = self.rng.below(5_000);
+            self.schedule(at, Event::Client(c));
+            return;
+        }
+        txn.attempts += 1;
+        if txn.attempts >= MAX_COMMIT_ATTEMPTS {
+            self.txn_end(c, Outcome::Unknown);
+            return;
+        }
+        let node = match self.clients[c].hint {
+            Some(id) if id >= 1 && id <= n => id as usize - 1,
+            _ => self.rng.below(n) as usize,
+        };
+        let txn = self.clients[c].txn.as_mut().expect("checked above");
+        txn.node = node;
+        let at = self.config.reject_backoff_us + self.rng.below(5_000);
+        self.schedule(at, Event::Client(c));
+    }
+
+    fn txn_reply(&mut self, c: usize, reply: Reply) {
+        let seq = self.clients[c].seq;
+        let Some(txn) = self.clients[c].txn.as_mut() else { return };
+        match reply {
+            Reply::Snapshot { ts, lists } => {
+                let mut lists = lists;
+                let mut written = std::collections::BTreeSet::new();
+                for op in &mut txn.ops {
+                    match op {
+                        Op::Read { key, values } => *values = lists[*key as usize].clone(),
+                        Op::Append { key, value } => {
+                            lists[*key as usize].push(*value);
+                            written.insert(*key);
+                        }
+                    }
+                }
+                if written.is_empty() {
+                    self.txn_end(c, Outcome::Committed);
+                    return;
+                }
+                let writes = written
+                    .into_iter()
+                    .map(|k| {
+                        let bytes =
+                            lists[k as usize].iter().flat_map(|v| v.to_le_bytes()).collect();
+                        (k.to_le_bytes().to_vec(), Some(bytes))
+                    })
+                    .collect();
+                let request = CommitRequest {
+                    start_ts: ts,
+                    isolation: Isolation::Snapshot,
+                    writes,
+                    ..CommitRequest::default()
+                };
+                txn.commit = Some((CommandId { client: c as u64 + 1, seq }, request));
+                self.schedule(0, Event::Client(c));
+            }
+            Reply::TxnCommitted { .. } => self.txn_end(c, Outcome::Committed),
+            // Definite (see `node`): this attempt never commits, and an
+            // earlier attempt with the id could not commit any more either.
+            Reply::TxnAborted => self.txn_end(c, Outcome::Aborted),
+            Reply::TxnInFlight => self.txn_retry(c),
+            Reply::Rejected { leader } => {
+                let definite = txn.commit.is_some() && txn.attempts == 0;
+                self.clients[c].hint = leader;
+                if definite {
+                    // Refused before proposing, and no earlier attempt exists.
+                    self.txn_end(c, Outcome::Aborted);
+                } else {
+                    self.txn_retry(c);
+                }
+            }
+            other => unreachable!("transactions get transaction replies, not {other:?}"),
+        }
+    }
+
     fn client_reply(&mut self, request: u64, reply: Reply) -> Result<(), Violation> {
         let c = (request >> 40) as usize - 1;
         let Some((r, op)) = self.clients[c].outstanding else { return Ok(()) };
@@ -590,6 +828,13 @@ impl Simulation {
             return Ok(()); // a late answer to a request given up on
         }
         self.clients[c].outstanding = None;
+        if self.config.transactions {
+            if self.config.trace {
+                self.log(format!("client {} gets {reply:?}", c + 1));
+            }
+            self.txn_reply(c, reply);
+            return Ok(());
+        }
         if self.config.trace {
             self.log(format!("client {} gets {reply:?}", c + 1));
         }
@@ -616,6 +861,7 @@ impl Simulation {
                 self.clients[c].hint = leader;
                 backoff = self.config.reject_backoff_us;
             }
+            other => unreachable!("appends and reads get no transaction replies: {other:?}"),
         }
         // The lease race makes clients eager while a leader is isolated.
         let think = if self.isolated.is_some() { RACE_THINK_US } else { self.config.think_us };
@@ -806,6 +1052,21 @@ impl Simulation {
     fn finish(&mut self) -> Result<(), Violation> {
         self.report.lease_reads += self.lease_reads.iter().sum::<u64>();
         self.checker.history(&self.history)?;
+        for c in 0..self.clients.len() {
+            if self.clients[c].txn.as_ref().is_some_and(|t| t.commit.is_some()) {
+                self.txn_end(c, Outcome::Unknown);
+            }
+        }
+        let anomalies = history::check(&self.txns, Isolation::Snapshot);
+        if !anomalies.is_empty() {
+            let shown: Vec<String> = anomalies.iter().take(5).map(|a| format!("{a:?}")).collect();
+            return Err(Violation::Transactions(format!(
+                "{} anomalies under snapshot isolation in {} transactions: {}",
+                anomalies.len(),
+                self.txns.len(),
+                shown.join("; ")
+            )));
+        }
         let mut leader = None;
         let mut states = Vec::new();
         for node in &self.nodes {
@@ -815,7 +1076,7 @@ impl Simulation {
             if raft.role() == Role::Leader {
                 leader = Some(node.id);
             }
-            states.push((node.kv.applied(), node.kv.digest()));
+            states.push((node.kv.applied(), node.kv.digest(), node.shard.last_ts()));
         }
         if leader.is_none() {
             return Err(Violation::Liveness("no leader at the end".into()));
