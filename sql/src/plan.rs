@@ -19,7 +19,8 @@
 //! access path. Joins with equality conditions become hash joins, others
 //! nested loops; an inner or left join whose outer side reads a key range
 //! and whose inner side is a table with a key bound by the join becomes an
-//! index nested-loop join ([`Node::IndexJoin`]).
+//! index nested-loop join ([`Node::IndexJoin`]), an inner join with its
+//! sides swapped if only that way round qualifies.
 //!
 //! Order: an ORDER BY that the scan order already satisfies (a primary-key
 //! or index scan, backward for DESC) needs no sort, so a LIMIT stops the
@@ -1870,57 +1871,46 @@ fn equality_columns(predicate: &Expr) -> HashMap<usize, Expr> {
     out
 }
 
-/// An index nested-loop join of `left` with the table `right` reads, if
-/// that qualifies, else the hash (or plain nested-loop) join.
-///
-/// It qualifies when the join is inner or left, the left side
-/// [`is_selective`], the right side is a table scan (perhaps filtered), and
-/// an index's leading columns are bound, by join keys (at least one) or by
-/// constants of the right side's filter: a prefix of the primary key, or all
+/// How an index nested-loop join reads its inner table.
+struct Lookup {
+    table: Arc<Table>,
+    right_filter: Option<Expr>,
+    for_update: bool,
+    index: u32,
+    lookup: Vec<Expr>,
+}
+
+/// The lookup an index nested-loop join of `outer` with the table `inner`
+/// reads would use, if it qualifies: `outer` [`is_selective`], `inner` is a
+/// table scan (perhaps filtered), and an index's leading columns are bound,
+/// by join keys (at least one; `equi` pairs outer and inner keys) or by
+/// constants of the inner filter: a prefix of the primary key, or all
 /// columns of a secondary index. Among those, a full unique key wins, then
 /// the longest prefix, then the primary key. A partly bound secondary index
 /// is not used: its rows would come in index order rather than in the
-/// primary-key order the hash join's right side yields.
+/// primary-key order the hash join's inner side yields.
 ///
-/// Lookups find the rows whose key columns are sort-equal to the left
+/// Lookups find the rows whose key columns are sort-equal to the outer
 /// values cast exactly to the column types ([`crate::exec::exact_key_value`]),
 /// which is the hash join's `group_eq` matching; the keys and the filter are
 /// checked again on every row read anyway.
-fn index_join(
-    left: Node,
-    right: Node,
-    kind: JoinKind,
-    equi: Vec<(Expr, Expr)>,
-    on: Option<Expr>,
-    left_width: usize,
-    right_width: usize,
-) -> Node {
-    let plain = |left, right, equi, on| Node::Join {
-        left: Box::new(left),
-        right: Box::new(right),
-        kind,
-        equi,
-        on,
-        left_width,
-        right_width,
-    };
-    if !matches!(kind, JoinKind::Inner | JoinKind::Left) || equi.is_empty() || !is_selective(&left)
-    {
-        return plain(left, right, equi, on);
+fn choose_lookup(outer: &Node, inner: &Node, equi: &[(Expr, Expr)]) -> Option<Lookup> {
+    if equi.is_empty() || !is_selective(outer) {
+        return None;
     }
-    let (table, right_filter, for_update) = match &right {
+    let (table, right_filter, for_update) = match inner {
         Node::Scan { table, for_update, .. } => (table.clone(), None, *for_update),
         Node::Filter { input, predicate } => match &**input {
             Node::Scan { table, for_update, .. } => {
                 (table.clone(), Some(predicate.clone()), *for_update)
             }
-            _ => return plain(left, right, equi, on),
+            _ => return None,
         },
-        _ => return plain(left, right, equi, on),
+        _ => return None,
     };
-    // What the left row fixes of the right row's columns.
+    // What the outer row fixes of the inner row's columns.
     let mut bound: HashMap<usize, (Expr, bool)> = HashMap::new();
-    for (l, r) in &equi {
+    for (l, r) in equi {
         if let Expr::Column(c) = r {
             bound.entry(*c).or_insert((l.clone(), true));
         }
@@ -1948,19 +1938,90 @@ fn index_join(
             best = Some((score, id, lookup));
         }
     }
-    let Some((_, index, lookup)) = best else { return plain(left, right, equi, on) };
-    Node::IndexJoin {
+    let (_, index, lookup) = best?;
+    Some(Lookup { table, right_filter, for_update, index, lookup })
+}
+
+/// Rewrites every column reference `c` to `f(c)`.
+fn map_columns(e: &mut Expr, f: &dyn Fn(usize) -> usize) {
+    if let Expr::Column(c) = e {
+        *c = f(*c);
+    }
+    for child in e.children_mut() {
+        map_columns(child, f);
+    }
+}
+
+/// An index nested-loop join (see [`choose_lookup`]) of `left` with the
+/// table `right` reads if that qualifies; for an inner join, else of `right`
+/// with the table `left` reads, under a projection that puts the columns
+/// back in left-then-right order (only when ON runs no subquery, whose
+/// references to the joined row would have to move too). Otherwise the hash
+/// (or plain nested-loop) join.
+fn index_join(
+    left: Node,
+    right: Node,
+    kind: JoinKind,
+    equi: Vec<(Expr, Expr)>,
+    on: Option<Expr>,
+    left_width: usize,
+    right_width: usize,
+) -> Node {
+    if matches!(kind, JoinKind::Inner | JoinKind::Left)
+        && let Some(l) = choose_lookup(&left, &right, &equi)
+    {
+        return Node::IndexJoin {
+            left: Box::new(left),
+            table: l.table,
+            index: l.index,
+            lookup: l.lookup,
+            right_filter: l.right_filter,
+            kind,
+            equi,
+            on,
+            left_width,
+            right_width,
+            for_update: l.for_update,
+        };
+    }
+    let swappable = kind == JoinKind::Inner
+        && on.as_ref().is_none_or(|on| {
+            let mut cols = Vec::new();
+            columns_read(on, &mut cols);
+            !cols.contains(&usize::MAX)
+        });
+    let swapped: Vec<(Expr, Expr)> = equi.iter().map(|(l, r)| (r.clone(), l.clone())).collect();
+    if swappable && let Some(l) = choose_lookup(&right, &left, &swapped) {
+        let on = on.map(|mut on| {
+            map_columns(&mut on, &|c| {
+                if c < left_width { c + right_width } else { c - left_width }
+            });
+            on
+        });
+        let join = Node::IndexJoin {
+            left: Box::new(right),
+            table: l.table,
+            index: l.index,
+            lookup: l.lookup,
+            right_filter: l.right_filter,
+            kind,
+            equi: swapped,
+            on,
+            left_width: right_width,
+            right_width: left_width,
+            for_update: l.for_update,
+        };
+        let exprs = (right_width..right_width + left_width).chain(0..right_width);
+        return Node::Project { input: Box::new(join), exprs: exprs.map(Expr::Column).collect() };
+    }
+    Node::Join {
         left: Box::new(left),
-        table,
-        index,
-        lookup,
-        right_filter,
+        right: Box::new(right),
         kind,
         equi,
         on,
         left_width,
         right_width,
-        for_update,
     }
 }
 
@@ -2236,6 +2297,10 @@ mod tests {
         }
     }
 
+    fn all_columns(n: usize) -> Vec<super::SortKey> {
+        (0..n).map(|column| super::SortKey { column, desc: false, nulls_first: false }).collect()
+    }
+
     fn rows(session: &mut Session, sql: &str) -> Vec<Vec<Value>> {
         match session.execute(sql, &[]) {
             Ok(mut r) => r.pop().expect("a result").rows,
@@ -2383,7 +2448,7 @@ mod tests {
     #[test]
     fn index_joins_return_what_hash_joins_return() {
         let mut rng = Rng(0x701);
-        let mut looked_up = 0;
+        let (mut looked_up, mut swapped) = (0, 0);
         for _ in 0..5 {
             let (_db, mut s) = fixture(&mut rng);
             for _ in 0..40 {
@@ -2415,8 +2480,24 @@ mod tests {
                     "{query}\n{}",
                     plan(&mut s, &query)
                 );
+                // The same inner join written with r first: the lookup
+                // swaps the sides, so rows come in o's order; compare sets.
+                if kind == "JOIN" {
+                    let query = format!("SELECT o.id, r.a, r.b, r.c FROM r JOIN o ON {on}{filter}");
+                    let reference = format!(
+                        "SELECT o.id, r.a, r.b, r.c FROM (SELECT * FROM r OFFSET 0) r JOIN o ON {on}{filter}"
+                    );
+                    if plan(&mut s, &query).contains("index lookup") {
+                        swapped += 1;
+                    }
+                    let (mut got, mut want) = (rows(&mut s, &query), rows(&mut s, &reference));
+                    got.sort_by(|x, y| crate::exec::compare_rows(x, y, &all_columns(4)));
+                    want.sort_by(|x, y| crate::exec::compare_rows(x, y, &all_columns(4)));
+                    assert_eq!(got, want, "{query}\n{}", plan(&mut s, &query));
+                }
             }
         }
         assert!(looked_up > 30, "only {looked_up} joins looked up");
+        assert!(swapped > 10, "only {swapped} joins swapped their sides");
     }
 }
