@@ -487,13 +487,11 @@ impl ScanOp<'_> {
                              cx: &mut Cx<'_>|
                  -> Result<Option<(Vec<u8>, bool)>> {
                     let Some((e, inclusive)) = b else { return Ok(None) };
-                    let v = e.eval(&[], cx)?;
-                    // An inexact bound (int_col > 2.5) just reads a little more:
-                    // the filter above rejects the extra rows.
-                    let Ok(v) = v.cast(ty) else { return Ok(None) };
-                    if v.is_null() {
-                        return Ok(None);
-                    }
+                    // A bound no key value equals (int_col > 2.5, a NULL)
+                    // leaves that end open: the filter above decides. Cast
+                    // and bounded, 2.5 would become 3, and `> 3` would skip
+                    // the 3 that `> 2.5` keeps.
+                    let Some(v) = exact_key_value(e.eval(&[], cx)?, ty) else { return Ok(None) };
                     let mut k = prefix.clone();
                     encode_key(&mut k, &v, ty, false);
                     Ok(Some((k, *inclusive)))
