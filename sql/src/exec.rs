@@ -455,6 +455,47 @@ fn index_types(table: &Table, index: u32) -> Result<Vec<DataType>> {
     Ok(columns.iter().map(|&c| table.columns[c].ty.clone()).collect())
 }
 
+/// The keys that start with `prefix` and whose next key column, of type
+/// `ty`, lies within `lower` and `upper` (value, inclusive). A bound that no
+/// key value equals (`int_col > 2.5`, a NULL) leaves that end open: the
+/// filter above decides (cast and bounded, 2.5 would become 3, and `> 3`
+/// would skip the 3 that `> 2.5` keeps). Any bound skips the NULLs of the
+/// column, which sort first and satisfy no comparison.
+fn bounded_range(
+    prefix: Vec<u8>,
+    ty: &DataType,
+    lower: &Option<(Expr, bool)>,
+    upper: &Option<(Expr, bool)>,
+    cx: &mut Cx<'_>,
+) -> Result<KeyRange> {
+    use std::ops::Bound::*;
+    let mut bound = |b: &Option<(Expr, bool)>| -> Result<Option<(Vec<u8>, bool)>> {
+        let Some((e, inclusive)) = b else { return Ok(None) };
+        let Some(v) = exact_key_value(e.eval(&[], cx)?, ty) else { return Ok(None) };
+        let mut k = prefix.clone();
+        encode_key(&mut k, &v, ty, false);
+        Ok(Some((k, *inclusive)))
+    };
+    let (lo, hi) = (bound(lower)?, bound(upper)?);
+    let above_nulls = || {
+        let mut k = prefix.clone();
+        encode_key(&mut k, &Value::Null, ty, false);
+        strata_lsm::prefix_successor(&k).map_or(Unbounded, Included)
+    };
+    let lower = match lo {
+        Some((k, true)) => Included(k),
+        Some((k, false)) => strata_lsm::prefix_successor(&k).map_or(Unbounded, Included),
+        None if lower.is_some() || upper.is_some() => above_nulls(),
+        None => Included(prefix.clone()),
+    };
+    let upper = match hi {
+        Some((k, true)) => strata_lsm::prefix_successor(&k).map_or(Unbounded, Excluded),
+        Some((k, false)) => Excluded(k),
+        None => strata_lsm::prefix_successor(&prefix).map_or(Unbounded, Excluded),
+    };
+    Ok(KeyRange { lower, upper })
+}
+
 struct ScanOp<'p> {
     table: &'p Table,
     access: &'p Access,
@@ -482,42 +523,19 @@ impl ScanOp<'_> {
                     self.state = ScanState::Done;
                     return Ok(None);
                 };
-                let ty = &types[eq.len()];
-                let bound = |b: &Option<(Expr, bool)>,
-                             cx: &mut Cx<'_>|
-                 -> Result<Option<(Vec<u8>, bool)>> {
-                    let Some((e, inclusive)) = b else { return Ok(None) };
-                    // A bound no key value equals (int_col > 2.5, a NULL)
-                    // leaves that end open: the filter above decides. Cast
-                    // and bounded, 2.5 would become 3, and `> 3` would skip
-                    // the 3 that `> 2.5` keeps.
-                    let Some(v) = exact_key_value(e.eval(&[], cx)?, ty) else { return Ok(None) };
-                    let mut k = prefix.clone();
-                    encode_key(&mut k, &v, ty, false);
-                    Ok(Some((k, *inclusive)))
-                };
-                use std::ops::Bound::*;
-                let lo = match bound(lower, cx)? {
-                    Some((k, true)) => Included(k),
-                    Some((k, false)) => {
-                        strata_lsm::prefix_successor(&k).map_or(Unbounded, Included)
-                    }
-                    None => Included(prefix.clone()),
-                };
-                let hi = match bound(upper, cx)? {
-                    Some((k, true)) => strata_lsm::prefix_successor(&k).map_or(Unbounded, Excluded),
-                    Some((k, false)) => Excluded(k),
-                    None => strata_lsm::prefix_successor(&prefix).map_or(Unbounded, Excluded),
-                };
-                (KeyRange { lower: lo, upper: hi }, *reverse)
+                (bounded_range(prefix, &types[eq.len()], lower, upper, cx)?, *reverse)
             }
-            Access::IndexEq { index, eq, reverse } => {
+            Access::IndexEq { index, eq, lower, upper, reverse } => {
                 let types = index_types(t, *index)?;
                 let Some(prefix) = encode_prefix(t.index_prefix(*index), eq, &types, cx)? else {
                     self.state = ScanState::Done;
                     return Ok(None);
                 };
-                self.state = ScanState::Index(cx.txn.scan(KeyRange::prefix(&prefix), *reverse)?);
+                let range = match types.get(eq.len()) {
+                    Some(ty) => bounded_range(prefix, ty, lower, upper, cx)?,
+                    None => KeyRange::prefix(&prefix),
+                };
+                self.state = ScanState::Index(cx.txn.scan(range, *reverse)?);
                 return self.next(cx);
             }
         };

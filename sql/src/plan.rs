@@ -63,10 +63,13 @@ pub enum Access {
         /// ... DESC asked for).
         reverse: bool,
     },
-    /// A prefix of a secondary index's columns fixed by equality.
+    /// A prefix of a secondary index's columns fixed by equality, the next
+    /// column perhaps bounded.
     IndexEq {
         index: u32,
         eq: Vec<Expr>,
+        lower: Option<(Expr, bool)>,
+        upper: Option<(Expr, bool)>,
         /// Read the index backward.
         reverse: bool,
     },
@@ -2226,7 +2229,7 @@ pub fn choose_access(table: &Table, predicate: &Expr) -> Access {
     if lo.is_some() || hi.is_some() || !prefix.is_empty() {
         // Prefer a unique secondary index fully fixed over a wide key range.
         if prefix.is_empty()
-            && let Some(access) = index_access(table, &eq, true)
+            && let Some(access) = index_access(table, &eq, &lower, &upper, true)
         {
             return access;
         }
@@ -2234,35 +2237,52 @@ pub fn choose_access(table: &Table, predicate: &Expr) -> Access {
         // when no bound narrows the key range further.
         if lo.is_none()
             && hi.is_none()
-            && let Some(access) = index_access(table, &eq, false)
+            && let Some(access) = index_access(table, &eq, &lower, &upper, false)
             && matches!(&access, Access::IndexEq { eq, .. } if eq.len() > prefix.len())
         {
             return access;
         }
         return Access::PrimaryRange { eq: prefix, lower: lo, upper: hi, reverse: false };
     }
-    index_access(table, &eq, false).unwrap_or(Access::Full)
+    index_access(table, &eq, &lower, &upper, false).unwrap_or(Access::Full)
 }
 
-fn index_access(table: &Table, eq: &HashMap<usize, Expr>, unique_only: bool) -> Option<Access> {
-    let mut best: Option<(usize, bool, &crate::catalog::Index)> = None;
+/// The best secondary index for the equalities `eq` and the bounds
+/// `lower`/`upper` (by column): the most leading columns fixed by equality,
+/// a full unique key first, then a bound on the next column.
+fn index_access(
+    table: &Table,
+    eq: &HashMap<usize, Expr>,
+    lower: &HashMap<usize, (Expr, bool)>,
+    upper: &HashMap<usize, (Expr, bool)>,
+    unique_only: bool,
+) -> Option<Access> {
+    let mut best: Option<((bool, usize, bool), &crate::catalog::Index)> = None;
     for index in &table.indexes {
         let n = index.columns.iter().take_while(|c| eq.contains_key(c)).count();
-        if n == 0 {
+        let bounded =
+            index.columns.get(n).is_some_and(|c| lower.contains_key(c) || upper.contains_key(c));
+        if n == 0 && !bounded {
             continue;
         }
         let full_unique = index.unique && n == index.columns.len();
         if unique_only && !full_unique {
             continue;
         }
-        if best.is_none_or(|(bn, bu, _)| (full_unique, n) > (bu, bn)) {
-            best = Some((n, full_unique, index));
+        let score = (full_unique, n, bounded);
+        if best.is_none_or(|(s, _)| score > s) {
+            best = Some((score, index));
         }
     }
-    best.map(|(n, _, index)| Access::IndexEq {
-        index: index.id,
-        eq: index.columns[..n].iter().map(|c| eq[c].clone()).collect(),
-        reverse: false,
+    best.map(|((_, n, _), index)| {
+        let next = index.columns.get(n);
+        Access::IndexEq {
+            index: index.id,
+            eq: index.columns[..n].iter().map(|c| eq[c].clone()).collect(),
+            lower: next.and_then(|c| lower.get(c).cloned()),
+            upper: next.and_then(|c| upper.get(c).cloned()),
+            reverse: false,
+        }
     })
 }
 
@@ -2352,13 +2372,14 @@ mod tests {
         let mut parts = Vec::new();
         for _ in 0..rng.below(3) {
             let k = rng.below(5);
-            parts.push(match rng.below(7) {
+            parts.push(match rng.below(8) {
                 0 => format!("a = {k}"),
                 1 => format!("a >= {k}"),
                 2 => format!("a < {k}"),
                 3 => format!("g = {}", k % 3),
                 4 => format!("c = {}", k % 4),
                 5 => "b = 'ab'".to_string(),
+                6 => format!("c < {}", k % 4),
                 _ => "c IS NOT NULL".to_string(),
             });
         }
@@ -2412,6 +2433,36 @@ mod tests {
             }
         }
         assert!(elided > 20, "only {elided} queries skipped their sort");
+    }
+
+    #[test]
+    fn access_paths_return_what_a_full_scan_returns() {
+        let mut rng = Rng(0xacce55);
+        let mut ranges = 0;
+        for _ in 0..4 {
+            let (_db, mut s) = fixture(&mut rng);
+            for _ in 0..60 {
+                let mut parts = Vec::new();
+                for _ in 0..1 + rng.below(3) {
+                    let column = rng.pick(&["a", "c", "g"]);
+                    let op = rng.pick(&["=", "<", "<=", ">", ">="]);
+                    let value = rng.pick(&["0", "1", "2", "1.5", "2.0", "NULL", "-1"]);
+                    parts.push(format!("{column} {op} {value}"));
+                }
+                let filter = parts.join(" AND ");
+                let query = format!("SELECT a, b, c, g FROM r WHERE {filter}");
+                let reference =
+                    format!("SELECT a, b, c, g FROM (SELECT * FROM r OFFSET 0) r WHERE {filter}");
+                if plan(&mut s, &query).contains("(range)") {
+                    ranges += 1;
+                }
+                let (mut got, mut want) = (rows(&mut s, &query), rows(&mut s, &reference));
+                got.sort_by(|x, y| crate::exec::compare_rows(x, y, &all_columns(4)));
+                want.sort_by(|x, y| crate::exec::compare_rows(x, y, &all_columns(4)));
+                assert_eq!(got, want, "{query}\n{}", plan(&mut s, &query));
+            }
+        }
+        assert!(ranges > 40, "only {ranges} range scans");
     }
 
     #[test]

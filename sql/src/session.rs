@@ -1167,13 +1167,11 @@ pub fn explain(node: &Node, depth: usize, profile: Option<&Profile>, out: &mut V
                 let range = if bounded { " (range)" } else { "" };
                 format!("Index Scan{backward} using {}_pkey on {}{range}", table.name, table.name)
             }
-            Access::IndexEq { index, reverse, .. } => {
+            Access::IndexEq { index, reverse, lower, upper, .. } => {
                 let backward = if *reverse { " Backward" } else { "" };
-                format!(
-                    "Index Scan{backward} using {} on {}",
-                    index_name(table, *index),
-                    table.name
-                )
+                let range = if lower.is_some() || upper.is_some() { " (range)" } else { "" };
+                let name = index_name(table, *index);
+                format!("Index Scan{backward} using {name} on {}{range}", table.name)
             }
         },
         Node::Filter { .. } => "Filter".to_string(),
