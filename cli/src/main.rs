@@ -12,6 +12,7 @@ mod format;
 mod kv;
 mod pgclient;
 mod server;
+mod sim;
 mod sql;
 
 #[derive(Parser, Debug)]
@@ -80,6 +81,8 @@ enum Command {
         #[arg(short = 'c', long = "command")]
         commands: Vec<String>,
     },
+    /// Run seeds of the deterministic replica-set simulator; print failing seeds.
+    Sim(sim::SimArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -87,6 +90,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Kv { data, commands } => kv::run(&data, &commands),
         Command::Start(args) => server::run(args),
+        Command::Sim(args) => sim::run(args),
         Command::Sql {
             url,
             host,
