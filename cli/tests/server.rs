@@ -831,3 +831,17 @@ fn idle_connections_are_closed_but_busy_ones_are_not() {
         assert_eq!(n, 120);
     });
 }
+
+#[test]
+fn strata_sql_logs_in_with_scram() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--user", "ann=s3cret"]);
+    let url =
+        |password: &str| format!("postgres://ann:{password}@127.0.0.1:{}/strata", server.port);
+    let (code, stdout, stderr) = strata_sql(&[&url("s3cret"), "-A", "-t", "-c", "SELECT 6 * 7"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stdout, "42\n");
+    let (code, _, stderr) = strata_sql(&[&url("wrong"), "-c", "SELECT 1"]);
+    assert_ne!(code, Some(0));
+    assert!(stderr.contains("28P01"), "{stderr}");
+}
