@@ -27,7 +27,7 @@
 //! scan early; one that does not, under a LIMIT, becomes a top-N sort
 //! ([`Node::TopN`]). GROUP BY over rows that arrive grouped aggregates one
 //! group at a time. Every such choice yields exactly the rows, in the same
-//! order, as the plain plan would (see [`provide_order`]).
+//! order, as the plain plan would (see `provide_order`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
