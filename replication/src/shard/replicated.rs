@@ -25,10 +25,13 @@
 //!
 //! `snapshot_ts` is the newest applied commit timestamp after a leader round
 //! (every commit at or below it is applied here, every later one is above
-//! it: `machine`'s invariant). `get` and `scan` make a leader round first
-//! (lease or read index), so a deposed leader refuses rather than serve a
-//! stale read; a read above the applied state waits for the leader's own
-//! proposals at or below it and keeps later ones above it.
+//! it: `machine`'s invariant), so a transaction's snapshot is linearizable.
+//! `get` and `scan` at a timestamp at or below the applied one need no
+//! round: what is visible there is final on every replica, even on a leader
+//! that was just deposed. Only a node that believes it leads serves them; a
+//! follower answers `NotLeader` naming the leader. A read above the applied
+//! state makes a leader round and waits for the leader's own proposals at
+//! or below it, keeping later ones above it.
 //!
 //! # The engine is rebuilt from the log
 //!
@@ -59,6 +62,7 @@ use strata_txn::{CommitRequest, Hlc, RowIter, Shard, ShardStats, Timestamp};
 
 use crate::error::Error;
 use crate::node::{Node, NodeConfig, StateMachine};
+use crate::raft::Role;
 use crate::shard::command::{Answer, CommandId, ShardCommand, Write};
 use crate::shard::machine::{Row, ShardMachine, Versions};
 use crate::shard::sequencer::Sequencer;
@@ -423,9 +427,19 @@ impl ReplicatedShard {
         }
     }
 
-    /// Makes `ts` readable here (module doc): a leader round, then, above
-    /// the applied state, wait for this leader's proposals at or below `ts`.
+    /// Makes `ts` readable here (module doc). At or below the newest
+    /// applied commit timestamp the data is final on any replica (every
+    /// later commit is above it), so a node that leads serves at once; a
+    /// follower refuses, naming the leader. Above it: a leader round, then
+    /// wait for this leader's proposals at or below `ts`.
     fn readable_at(&self, ts: Timestamp) -> Result<(), ShardError> {
+        let raft = self.node.status().raft;
+        if raft.role != Role::Leader {
+            return Err(self.raft_error(Error::NotLeader { leader: raft.leader }));
+        }
+        if ts <= lock(&self.machine).last_ts() {
+            return Ok(());
+        }
         let last = self.leader_round()?;
         if ts <= last {
             return Ok(());
