@@ -297,6 +297,20 @@ impl Conn {
         Ok(out)
     }
 
+    /// [`Conn::run_statement`] for one statement that succeeds or fails.
+    async fn run_fallible<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Session) -> Result<T, SqlError> + Send + 'static,
+    ) -> PgWireResult<Result<T, SqlError>> {
+        let (out, error) = self
+            .run_statement(move |s| match f(s) {
+                Ok(out) => (Some(out), None),
+                Err(e) => (None, Some(e)),
+            })
+            .await?;
+        Ok(out.ok_or_else(|| error.unwrap_or_else(|| SqlError::internal("no result"))))
+    }
+
     /// Runs `f` on the session, inline: the connection has a thread of its
     /// own (see the server module), so blocking it blocks only this client.
     async fn blocking<T: Send + 'static>(
@@ -633,14 +647,9 @@ impl Conn {
         &self,
         cmd: CopyCommand,
     ) -> PgWireResult<Result<(CopyResponse, String), SqlError>> {
-        let (out, error) = self
-            .run_statement(move |s| match s.copy_out(&cmd) {
-                Ok(out) => (Some(out), None),
-                Err(e) => (None, Some(e)),
-            })
-            .await?;
-        let Some((lines, done)) = out else {
-            return Ok(Err(error.unwrap_or_else(|| SqlError::internal("no COPY result"))));
+        let (lines, done) = match self.run_fallible(move |s| s.copy_out(&cmd)).await? {
+            Ok(out) => out,
+            Err(e) => return Ok(Err(e)),
         };
         let columns = done.columns.len();
         let data: Vec<PgWireResult<CopyData>> =
@@ -678,28 +687,23 @@ impl CopyHandler for Conn {
     {
         let pending = self.copy.lock().unwrap_or_else(PoisonError::into_inner).take();
         let Some(p) = pending else { return Err(internal("CopyDone without a COPY")) };
-        let (result, error) = if p.overflowed {
-            let e = SqlError::new(
+        let result = if p.overflowed {
+            Err(SqlError::new(
                 strata_sql::sqlstate::PROGRAM_LIMIT_EXCEEDED,
                 format!("COPY input exceeds work_mem ({} bytes)", p.limit),
-            );
-            (None, Some(e))
+            ))
         } else {
-            self.run_statement(move |s| match s.copy_in(&p.cmd, &p.data) {
-                Ok(r) => (Some(r), None),
-                Err(e) => (None, Some(e)),
-            })
-            .await?
+            self.run_fallible(move |s| s.copy_in(&p.cmd, &p.data)).await?
         };
         client.set_transaction_status(self.status());
         match result {
-            Some(r) => {
+            Ok(r) => {
                 client
                     .feed(PgWireBackendMessage::CommandComplete(CommandComplete::new(r.tag)))
                     .await?;
                 Ok(())
             }
-            None => Err(user_error(error.unwrap_or_else(|| SqlError::internal("no COPY result")))),
+            Err(e) => Err(user_error(e)),
         }
     }
 
@@ -965,15 +969,10 @@ impl ExtendedQueryHandler for Conn {
             let (response, _) = self.copy_out(copy).await?.map_err(user_error)?;
             return Ok(Response::CopyOut(response));
         }
-        let (result, error) = self
-            .run_statement(move |s| match s.execute_prepared(&prepared, &params) {
-                Ok(r) => (Some(r), None),
-                Err(e) => (None, Some(e)),
-            })
-            .await?;
-        let Some(result) = result else {
-            return Err(user_error(error.unwrap_or_else(|| SqlError::internal("no result"))));
-        };
+        let result = self
+            .run_fallible(move |s| s.execute_prepared(&prepared, &params))
+            .await?
+            .map_err(user_error)?;
         for n in &result.notices {
             client.feed(notice(n)).await?;
         }
