@@ -477,6 +477,64 @@ fn psql_runs_scripts_and_reports_errors() {
     assert!(stderr.contains("22012") && stderr.contains("division by zero"), "{stderr}");
 }
 
+#[test]
+fn psql_describes_tables_indexes_and_databases() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let Some(out) = psql(
+        &server,
+        &[
+            "-c",
+            "CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(20) NOT NULL DEFAULT 'x', \
+             price NUMERIC(10,2), CONSTRAINT price_positive CHECK (price > 0))",
+            "-c",
+            "CREATE INDEX items_name ON items (name)",
+            "-c",
+            "CREATE TABLE log (line TEXT)",
+        ],
+    ) else {
+        return;
+    };
+    assert!(out.status.success(), "{out:?}");
+    let run = |command: &str| {
+        let out = psql(&server, &["-c", command]).expect("psql is installed");
+        assert!(out.status.success(), "{command}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let dt = run("\\dt");
+    assert!(dt.contains(" public | items | table | strata"), "{dt}");
+    assert!(dt.contains(" public | log   | table | strata"), "{dt}");
+    assert!(dt.contains("(2 rows)"), "{dt}");
+
+    let d = run("\\d items");
+    for line in [
+        "Table \"public.items\"",
+        " id     | integer               |           | not null | ",
+        " name   | character varying(20) |           | not null | 'x'",
+        " price  | numeric(10,2)         |           |          | ",
+        "Indexes:",
+        "    \"items_pkey\" PRIMARY KEY, btree (id)",
+        "    \"items_name\" btree (name)",
+        "Check constraints:",
+        "    \"price_positive\" CHECK (price > 0)",
+    ] {
+        assert!(d.contains(line), "{line:?} missing from:\n{d}");
+    }
+
+    let di = run("\\d items_name");
+    assert!(di.contains("Index \"public.items_name\""), "{di}");
+    assert!(di.contains("btree, for table \"public.items\""), "{di}");
+
+    let l = run("\\l");
+    assert!(l.contains(" strata | strata | UTF8"), "{l}");
+
+    let missing = psql(&server, &["-c", "\\d nosuch"]).expect("psql is installed");
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("Did not find any relation named"),
+        "{missing:?}"
+    );
+}
+
 /// One HTTP/1.1 GET (or `method`) against the metrics endpoint: status line and body.
 fn http(port: u16, method: &str, path: &str) -> (String, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to /metrics");

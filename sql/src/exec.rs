@@ -237,6 +237,9 @@ pub fn subquery_has_rows(plan: &Node, row: &[Value], cx: &mut Cx<'_>) -> Result<
 pub fn build(node: &Node) -> Box<dyn Operator + '_> {
     let op: Box<dyn Operator + '_> = match node {
         Node::Values { rows } => Box::new(ValuesOp { rows, next: 0 }),
+        Node::Series { start, stop, step } => {
+            Box::new(SeriesOp { bounds: (start, stop, step.as_ref()), state: None })
+        }
         Node::Scan { table, access, for_update } => {
             Box::new(ScanOp { table, access, for_update: *for_update, state: ScanState::Init })
         }
@@ -348,6 +351,47 @@ impl Operator for ValuesOp<'_> {
         let Some(exprs) = self.rows.get(self.next) else { return Ok(None) };
         self.next += 1;
         exprs.iter().map(|e| e.eval(&[], cx)).collect::<Result<Row>>().map(Some)
+    }
+}
+
+/// `generate_series`: evaluates its bounds on the first call, then counts.
+struct SeriesOp<'p> {
+    bounds: (&'p Expr, &'p Expr, Option<&'p Expr>),
+    /// (next value, stop, step); `None` before the first call.
+    state: Option<Option<(i64, i64, i64)>>,
+}
+
+impl Operator for SeriesOp<'_> {
+    fn next(&mut self, cx: &mut Cx<'_>) -> Result<Option<Row>> {
+        cx.check_interrupt()?;
+        if self.state.is_none() {
+            let (start, stop, step) = self.bounds;
+            let int = |v: Value| match v {
+                Value::Int(i) => Some(i),
+                _ => None,
+            };
+            let start = int(start.eval(&[], cx)?);
+            let stop = int(stop.eval(&[], cx)?);
+            let step = match step {
+                Some(s) => int(s.eval(&[], cx)?),
+                None => Some(1),
+            };
+            if step == Some(0) {
+                return Err(SqlError::new(
+                    sqlstate::INVALID_PARAMETER_VALUE,
+                    "step size cannot equal zero",
+                ));
+            }
+            // A NULL bound or step gives no rows, as in PostgreSQL.
+            self.state = Some(start.zip(stop).zip(step).map(|((a, b), s)| (a, b, s)));
+        }
+        let Some(Some((next, stop, step))) = self.state else { return Ok(None) };
+        if (step > 0 && next > stop) || (step < 0 && next < stop) {
+            return Ok(None);
+        }
+        // Past i64's range there is nothing more to count.
+        self.state = Some(next.checked_add(step).map(|n| (n, stop, step)));
+        Ok(Some(vec![Value::Int(next)]))
     }
 }
 

@@ -7,6 +7,7 @@
 //! keeps a row only when its predicate is TRUE.
 
 use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::error::{Result, SqlError, sqlstate};
@@ -96,6 +97,35 @@ pub enum Func {
     CurrentDate,
     DatePart,
     DateTrunc,
+    // Catalog information functions (see `system`).
+    CurrentDatabase,
+    CurrentSchema,
+    Version,
+    /// `pg_get_userbyid(oid)`: the owner's name.
+    UserById,
+    /// `pg_table_is_visible(oid)` and the like: every relation is on the search path.
+    IsVisible,
+    /// `pg_encoding_to_char(int)`.
+    EncodingName,
+    /// `format_type(oid, typmod)`.
+    FormatType,
+    /// `pg_get_expr(text, oid [, pretty])`: expressions are stored as SQL text.
+    ExprText,
+    /// `obj_description`, `col_description`, `shobj_description`: Strata
+    /// stores no comments; `pg_get_statisticsobjdef_columns`: nor extended
+    /// statistics objects.
+    Description,
+    /// `array_to_string(array, sep)`: Strata has no array values, so only a
+    /// NULL array is valid.
+    ArrayToString,
+    /// `array_upper(array, dim)` and `array_length(array, dim)` (one dimension).
+    ArrayUpper,
+    /// `cardinality(array)`.
+    Cardinality,
+    /// `array[index]` (1-based), the element read as the call's type.
+    ArrayElement,
+    /// `pg_relation_is_publishable(oid)`: Strata has no publications.
+    IsPublishable,
 }
 
 /// A bound expression.
@@ -154,6 +184,56 @@ pub enum Expr {
     },
     ScalarSubquery(Arc<Node>),
     Func(Func, Vec<Expr>, DataType),
+    /// `expr ~ pattern` and its negated (`!~`) and case-insensitive (`~*`)
+    /// forms: a regular-expression match anywhere in the string. A constant
+    /// pattern is compiled once, at bind time.
+    Regex {
+        expr: Box<Expr>,
+        pattern: Box<Expr>,
+        compiled: Option<Arc<regex_lite::Regex>>,
+        negated: bool,
+        case_insensitive: bool,
+    },
+    /// `ARRAY(subquery)`: the subquery's single column as an array, which
+    /// Strata represents by PostgreSQL's array text (`{a,b}`).
+    ArraySubquery(Arc<Node>),
+    /// `expr op ANY (array)` and `expr op ALL (array)` over an array in its
+    /// text form; elements are read as `elem`.
+    ArrayCompare {
+        expr: Box<Expr>,
+        array: Box<Expr>,
+        op: CmpOp,
+        all: bool,
+        elem: DataType,
+    },
+    /// A catalog lookup prepared at bind time (`::regclass`,
+    /// `pg_get_indexdef`, ...): `arg`'s value, as text, keys `map`.
+    Lookup {
+        arg: Box<Expr>,
+        map: Arc<HashMap<String, Value>>,
+        miss: LookupMiss,
+    },
+}
+
+/// What an [`Expr::Lookup`] yields for a key its map lacks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LookupMiss {
+    Null,
+    /// The key itself, as text (a `::regclass` of an unknown oid prints the number).
+    Echo,
+    /// 42P01: the key named a relation that does not exist.
+    UndefinedRelation,
+}
+
+/// Compiles a PostgreSQL regular expression (the common subset: POSIX
+/// extended syntax as `regex_lite` reads it), or fails with 2201B.
+pub fn compile_regex(pattern: &str, case_insensitive: bool) -> Result<regex_lite::Regex> {
+    regex_lite::RegexBuilder::new(pattern).case_insensitive(case_insensitive).build().map_err(|e| {
+        SqlError::new(
+            sqlstate::INVALID_REGULAR_EXPRESSION,
+            format!("invalid regular expression: {e}"),
+        )
+    })
 }
 
 /// `Some(true)`, `Some(false)` or `None` (NULL) for a boolean value.
@@ -217,6 +297,10 @@ impl Expr {
             Expr::InSubquery { expr, .. } => vec![expr],
             Expr::Exists { .. } | Expr::ScalarSubquery(_) => vec![],
             Expr::Func(_, args, _) => args.iter().collect(),
+            Expr::Regex { expr, pattern, .. } => vec![expr, pattern],
+            Expr::Lookup { arg, .. } => vec![arg],
+            Expr::ArraySubquery(_) => vec![],
+            Expr::ArrayCompare { expr, array, .. } => vec![expr, array],
         }
     }
 
@@ -250,6 +334,10 @@ impl Expr {
             Expr::InSubquery { expr, .. } => vec![expr],
             Expr::Exists { .. } | Expr::ScalarSubquery(_) => vec![],
             Expr::Func(_, args, _) => args.iter_mut().collect(),
+            Expr::Regex { expr, pattern, .. } => vec![expr, pattern],
+            Expr::Lookup { arg, .. } => vec![arg],
+            Expr::ArraySubquery(_) => vec![],
+            Expr::ArrayCompare { expr, array, .. } => vec![expr, array],
         }
     }
 
@@ -386,6 +474,60 @@ impl Expr {
                     values.push(a.eval(row, cx)?);
                 }
                 crate::functions::call(*f, values, ty, cx)?
+            }
+            Expr::Regex { expr, pattern, compiled, negated, case_insensitive } => {
+                match (expr.eval(row, cx)?, pattern.eval(row, cx)?) {
+                    (Value::Null, _) | (_, Value::Null) => Value::Null,
+                    (v, p) => {
+                        let found = match compiled {
+                            Some(re) => re.is_match(&text_of(&v)),
+                            None => compile_regex(&text_of(&p), *case_insensitive)?
+                                .is_match(&text_of(&v)),
+                        };
+                        Value::Bool(found != *negated)
+                    }
+                }
+            }
+            Expr::ArraySubquery(plan) => {
+                let rows = exec::run_subquery(plan, row, cx)?;
+                Value::Text(crate::functions::format_array(rows.iter().map(|r| &r[0])))
+            }
+            Expr::ArrayCompare { expr, array, op, all, elem } => {
+                let (v, array) = (expr.eval(row, cx)?, array.eval(row, cx)?);
+                if array.is_null() {
+                    return Ok(Value::Null);
+                }
+                let mut saw_null = false;
+                for item in crate::functions::parse_array(&text_of(&array))? {
+                    let holds = match item {
+                        Some(text) => v.sql_cmp(&Value::parse(&text, elem)?).map(|o| op.holds(o)),
+                        None => None,
+                    };
+                    match holds {
+                        Some(h) if h != *all => return Ok(Value::Bool(h)),
+                        Some(_) => {}
+                        None => saw_null = true,
+                    }
+                }
+                if saw_null { Value::Null } else { Value::Bool(*all) }
+            }
+            Expr::Lookup { arg, map, miss } => {
+                let key = arg.eval(row, cx)?;
+                if key.is_null() {
+                    return Ok(Value::Null);
+                }
+                let key = text_of(&key);
+                match (map.get(&key), miss) {
+                    (Some(v), _) => v.clone(),
+                    (None, LookupMiss::Null) => Value::Null,
+                    (None, LookupMiss::Echo) => Value::Text(key),
+                    (None, LookupMiss::UndefinedRelation) => {
+                        return Err(SqlError::new(
+                            sqlstate::UNDEFINED_TABLE,
+                            format!("relation \"{key}\" does not exist"),
+                        ));
+                    }
+                }
             }
         })
     }

@@ -12,6 +12,11 @@ use crate::exec::Cx;
 use crate::expr::{Func, text_of};
 use crate::types::{ArithOp, DataType, Value, arithmetic, arithmetic_result_type};
 
+/// What `version()` reports.
+const VERSION: &str = concat!("PostgreSQL 15.0 (Strata ", env!("CARGO_PKG_VERSION"), ")");
+/// PostgreSQL's number for the UTF8 encoding, the only one Strata speaks.
+const UTF8_ENCODING: i64 = 6;
+
 const NUMERIC: DataType = DataType::Numeric { precision: None, scale: None };
 
 fn undefined(name: &str, args: &[DataType]) -> SqlError {
@@ -120,6 +125,34 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<(Func, DataType)> {
         "current_date" => (Func::CurrentDate, T::Date, arity(n == 0)),
         "date_part" => (Func::DatePart, T::Float8, arity(n == 2)),
         "date_trunc" => (Func::DateTrunc, T::Timestamp, arity(n == 2)),
+        "current_database" | "current_catalog" => (Func::CurrentDatabase, T::Text, arity(n == 0)),
+        "current_schema" => (Func::CurrentSchema, T::Text, arity(n == 0)),
+        "version" => (Func::Version, T::Text, arity(n == 0)),
+        "pg_get_userbyid" => (Func::UserById, T::Text, arity(n == 1 && args[0].is_integer())),
+        "pg_table_is_visible" | "pg_type_is_visible" => {
+            (Func::IsVisible, T::Bool, arity(n == 1 && args[0].is_integer()))
+        }
+        "pg_encoding_to_char" => {
+            (Func::EncodingName, T::Text, arity(n == 1 && args[0].is_integer()))
+        }
+        "format_type" => (
+            Func::FormatType,
+            T::Text,
+            arity(n == 2 && args.iter().all(|a| a.is_integer() || *a == T::Text)),
+        ),
+        "pg_get_expr" => (Func::ExprText, T::Text, arity(n == 2 || n == 3)),
+        "obj_description"
+        | "col_description"
+        | "shobj_description"
+        | "pg_get_statisticsobjdef_columns" => {
+            (Func::Description, T::Text, arity(n == 1 || n == 2))
+        }
+        "array_to_string" => (Func::ArrayToString, T::Text, arity(n == 2 || n == 3)),
+        "array_upper" | "array_length" => {
+            (Func::ArrayUpper, T::Int4, arity(n == 2 && args[1].is_integer()))
+        }
+        "cardinality" => (Func::Cardinality, T::Int4, arity(n == 1)),
+        "pg_relation_is_publishable" => (Func::IsPublishable, T::Bool, arity(n == 1)),
         _ => return Err(undefined(name, args)),
     };
     f.2?;
@@ -169,8 +202,15 @@ fn pad(s: &str, len: i64, fill: &str, left: bool) -> String {
 
 /// Evaluates a function on already evaluated arguments.
 pub fn call(f: Func, args: Vec<Value>, ty: &DataType, cx: &mut Cx<'_>) -> Result<Value> {
-    let nullable =
-        matches!(f, Func::Concat | Func::Coalesce | Func::Greatest | Func::Least | Func::Nullif);
+    let nullable = matches!(
+        f,
+        Func::Concat
+            | Func::Coalesce
+            | Func::Greatest
+            | Func::Least
+            | Func::Nullif
+            | Func::FormatType
+    );
     if !nullable && args.iter().any(Value::is_null) {
         return Ok(Value::Null);
     }
@@ -367,6 +407,51 @@ pub fn call(f: Func, args: Vec<Value>, ty: &DataType, cx: &mut Cx<'_>) -> Result
         }
         Func::DatePart => date_part(&s(0), &args[1])?,
         Func::DateTrunc => date_trunc(&s(0), &args[1])?,
+        Func::CurrentDatabase => Value::Text(crate::system::DATABASE_NAME.to_string()),
+        Func::CurrentSchema => Value::Text("public".to_string()),
+        Func::Version => Value::Text(VERSION.to_string()),
+        Func::UserById => {
+            let oid = int_arg(&args[0])?;
+            Value::Text(if oid == crate::system::OWNER {
+                crate::system::OWNER_NAME.to_string()
+            } else {
+                format!("unknown (OID={oid})")
+            })
+        }
+        Func::IsVisible => Value::Bool(true),
+        Func::EncodingName => {
+            Value::Text(if int_arg(&args[0])? == UTF8_ENCODING { "UTF8" } else { "" }.to_string())
+        }
+        Func::FormatType => {
+            if args[0].is_null() {
+                return Ok(Value::Null);
+            }
+            let typmod = if args[1].is_null() { None } else { Some(int_arg(&args[1])?) };
+            let oid = int_arg(&args[0])?;
+            Value::Text(
+                crate::system::format_type(oid, typmod).unwrap_or_else(|| "???".to_string()),
+            )
+        }
+        Func::ExprText => Value::Text(s(0)),
+        Func::Description => Value::Null,
+        Func::ArrayUpper => {
+            let len = parse_array(&s(0))?.len() as i64;
+            if int_arg(&args[1])? != 1 || len == 0 { Value::Null } else { Value::Int(len) }
+        }
+        Func::Cardinality => Value::Int(parse_array(&s(0))?.len() as i64),
+        Func::ArrayElement => {
+            let items = parse_array(&s(0))?;
+            let index = int_arg(&args[1])?;
+            match usize::try_from(index - 1).ok().and_then(|i| items.into_iter().nth(i)).flatten() {
+                Some(text) => Value::parse(&text, ty)?,
+                None => Value::Null,
+            }
+        }
+        Func::IsPublishable => Value::Bool(false),
+        Func::ArrayToString => {
+            let items: Vec<String> = parse_array(&s(0))?.into_iter().flatten().collect();
+            Value::Text(items.join(&s(1)))
+        }
     })
 }
 
@@ -508,5 +593,100 @@ mod tests {
         assert_eq!(pad("hi", 5, "xy", true), "xyxhi");
         assert_eq!(pad("hello", 3, " ", false), "hel");
         assert_eq!(pad("hi", 4, "", true), "hi");
+    }
+}
+
+/// Formats values as PostgreSQL's array text: `{a,"b c",NULL}`.
+pub fn format_array<'a>(values: impl Iterator<Item = &'a Value>) -> String {
+    let items: Vec<String> = values
+        .map(|v| match v {
+            Value::Null => "NULL".to_string(),
+            v => {
+                let text = text_of(v);
+                let plain = !text.is_empty()
+                    && !text.eq_ignore_ascii_case("null")
+                    && !text.chars().any(|c| "{},\"\\".contains(c) || c.is_whitespace());
+                if plain {
+                    text
+                } else {
+                    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+                }
+            }
+        })
+        .collect();
+    format!("{{{}}}", items.join(","))
+}
+
+/// Parses a one-dimensional array's text (`{a,"b c",NULL}`) into its
+/// elements, `None` for NULL; fails with 22P02 on anything else.
+pub fn parse_array(text: &str) -> Result<Vec<Option<String>>> {
+    let malformed = || {
+        SqlError::new(
+            sqlstate::INVALID_TEXT_REPRESENTATION,
+            format!("malformed array literal: \"{text}\""),
+        )
+    };
+    let inner =
+        text.trim().strip_prefix('{').and_then(|t| t.strip_suffix('}')).ok_or_else(malformed)?;
+    let mut items = Vec::new();
+    if inner.trim().is_empty() {
+        return Ok(items);
+    }
+    let mut chars = inner.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        let item = if chars.next_if_eq(&'"').is_some() {
+            let mut item = String::new();
+            loop {
+                match chars.next().ok_or_else(malformed)? {
+                    '"' => break,
+                    '\\' => item.push(chars.next().ok_or_else(malformed)?),
+                    c => item.push(c),
+                }
+            }
+            Some(item)
+        } else {
+            let mut item = String::new();
+            while let Some(c) = chars.next_if(|&c| c != ',') {
+                if "{}\"".contains(c) {
+                    return Err(malformed());
+                }
+                item.push(c);
+            }
+            let item = item.trim_end().to_string();
+            if item.is_empty() {
+                return Err(malformed());
+            }
+            if item.eq_ignore_ascii_case("null") { None } else { Some(item) }
+        };
+        items.push(item);
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        match chars.next() {
+            Some(',') => {}
+            None => return Ok(items),
+            Some(_) => return Err(malformed()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod array_tests {
+    use super::*;
+
+    #[test]
+    fn array_text_round_trips() {
+        let values =
+            [Value::Text("a".into()), Value::Null, Value::Text("b c,\"d\"".into()), Value::Int(7)];
+        let text = format_array(values.iter());
+        assert_eq!(text, r#"{a,NULL,"b c,\"d\"",7}"#);
+        assert_eq!(
+            parse_array(&text).unwrap(),
+            vec![Some("a".into()), None, Some("b c,\"d\"".into()), Some("7".into())]
+        );
+        assert_eq!(parse_array("{}").unwrap(), Vec::<Option<String>>::new());
+        assert_eq!(parse_array(" { 1 , 2 } ").unwrap(), vec![Some("1".into()), Some("2".into())]);
+        for bad in ["", "1,2", "{1,,2}", "{\"a}", "{a\"b}", "{1} x"] {
+            assert!(parse_array(bad).is_err(), "{bad}");
+        }
     }
 }

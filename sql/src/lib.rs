@@ -32,6 +32,7 @@ pub mod expr;
 mod functions;
 pub mod plan;
 mod session;
+pub mod system;
 pub mod types;
 
 pub use database::{ColumnIndex, Database, FromValue, Rows};

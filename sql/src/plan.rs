@@ -37,8 +37,9 @@ use strata_txn::Txn;
 
 use crate::catalog::{self, PRIMARY_INDEX, Table};
 use crate::error::{Result, SqlError, sqlstate};
-use crate::expr::{AggCall, AggFunc, CmpOp, Expr, Func};
+use crate::expr::{self, AggCall, AggFunc, CmpOp, Expr, Func, LookupMiss};
 use crate::functions;
+use crate::system::{self, CatalogView};
 use crate::types::{ArithOp, DataType, Value, arithmetic_result_type};
 
 /// A column of a plan's output.
@@ -105,6 +106,14 @@ pub struct SortKey {
 pub enum Node {
     Values {
         rows: Vec<Vec<Expr>>,
+    },
+    /// `generate_series(start, stop [, step])` in FROM: one integer column.
+    /// The bounds may read enclosing rows; they are evaluated when the node
+    /// starts.
+    Series {
+        start: Expr,
+        stop: Expr,
+        step: Option<Expr>,
     },
     /// All columns of a table (hidden ones included), in schema order.
     Scan {
@@ -286,6 +295,8 @@ pub struct Binder<'t> {
     pub describe_only: bool,
     ctes: Vec<HashMap<String, Arc<Planned>>>,
     outer: Vec<Scope>,
+    /// The catalog as the system tables show it, read once per statement.
+    catalog_view: Option<Arc<CatalogView>>,
 }
 
 impl std::fmt::Debug for Binder<'_> {
@@ -299,14 +310,18 @@ pub fn ident(i: &ast::Ident) -> String {
     if i.quote_style.is_some() { i.value.clone() } else { i.value.to_lowercase() }
 }
 
+/// The parts of a dotted name, case-folded.
+fn name_parts(n: &ast::ObjectName) -> Result<Vec<String>> {
+    n.0.iter()
+        .map(|p| match p {
+            ast::ObjectNamePart::Identifier(i) => Ok(ident(i)),
+            other => Err(SqlError::unsupported(format!("name {other}"))),
+        })
+        .collect()
+}
+
 pub fn object_name(n: &ast::ObjectName) -> Result<String> {
-    let parts: Vec<String> =
-        n.0.iter()
-            .map(|p| match p {
-                ast::ObjectNamePart::Identifier(i) => Ok(ident(i)),
-                other => Err(SqlError::unsupported(format!("name {other}"))),
-            })
-            .collect::<Result<_>>()?;
+    let parts = name_parts(n)?;
     // Accept public.t and strata.public.t as t.
     match parts.as_slice() {
         [name] => Ok(name.clone()),
@@ -322,6 +337,86 @@ pub fn object_name(n: &ast::ObjectName) -> Result<String> {
             sqlstate::UNDEFINED_TABLE,
             format!("relation \"{n}\" does not exist"),
         )),
+    }
+}
+
+/// One of [`CatalogView`]'s maps for [`Expr::Lookup`].
+type CatalogMap = fn(&CatalogView) -> HashMap<String, Value>;
+
+/// The element type of an array expression: from an `::type[]` cast, or
+/// for a catalog array column (arrays are text in Strata) from
+/// `system::array_element_type`; text otherwise.
+fn array_element_type(e: &ast::Expr) -> DataType {
+    match e {
+        ast::Expr::Cast {
+            data_type:
+                ast::DataType::Array(
+                    ast::ArrayElemTypeDef::SquareBracket(inner, _)
+                    | ast::ArrayElemTypeDef::AngleBracket(inner)
+                    | ast::ArrayElemTypeDef::Parenthesis(inner),
+                ),
+            ..
+        } => DataType::from_ast(inner).unwrap_or(DataType::Text),
+        ast::Expr::Nested(inner) => array_element_type(inner),
+        ast::Expr::Identifier(i) => system::array_element_type(&ident(i)),
+        ast::Expr::CompoundIdentifier(parts) => {
+            parts.last().map_or(DataType::Text, |i| system::array_element_type(&ident(i)))
+        }
+        _ => DataType::Text,
+    }
+}
+
+/// The catalog's own types, which casts turn into lookups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CatalogType {
+    RegClass,
+    RegType,
+    RegNamespace,
+    Oid,
+    Name,
+}
+
+fn catalog_type(ty: &ast::DataType) -> Option<CatalogType> {
+    let name = match ty {
+        ast::DataType::Regclass => return Some(CatalogType::RegClass),
+        ast::DataType::Custom(name, modifiers) if modifiers.is_empty() => name_parts(name).ok()?,
+        _ => return None,
+    };
+    let base = match name.as_slice() {
+        [base] => base,
+        [schema, base] if schema == "pg_catalog" => base,
+        _ => return None,
+    };
+    Some(match base.as_str() {
+        "regclass" => CatalogType::RegClass,
+        "regtype" => CatalogType::RegType,
+        "regnamespace" => CatalogType::RegNamespace,
+        "oid" => CatalogType::Oid,
+        "name" => CatalogType::Name,
+        _ => return None,
+    })
+}
+
+/// `~`, `!~`, `~*`, `!~*` (also spelled `OPERATOR(pg_catalog.~)`): (negated,
+/// case-insensitive).
+fn regex_operator(op: &ast::BinaryOperator) -> Option<(bool, bool)> {
+    use ast::BinaryOperator as B;
+    match op {
+        B::PGRegexMatch => Some((false, false)),
+        B::PGRegexNotMatch => Some((true, false)),
+        B::PGRegexIMatch => Some((false, true)),
+        B::PGRegexNotIMatch => Some((true, true)),
+        B::PGCustomBinaryOperator(parts) => match parts.as_slice() {
+            [op] | [_, op] => regex_operator(&match op.as_str() {
+                "~" => B::PGRegexMatch,
+                "!~" => B::PGRegexNotMatch,
+                "~*" => B::PGRegexIMatch,
+                "!~*" => B::PGRegexNotIMatch,
+                _ => return None,
+            }),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
@@ -515,7 +610,25 @@ impl<'t> Binder<'t> {
             describe_only: false,
             ctes: Vec::new(),
             outer: Vec::new(),
+            catalog_view: None,
         }
+    }
+
+    /// The catalog at this transaction's snapshot, for the system tables
+    /// and catalog functions.
+    fn catalog_view(&mut self) -> Result<Arc<CatalogView>> {
+        if let Some(view) = &self.catalog_view {
+            return Ok(view.clone());
+        }
+        let view = Arc::new(CatalogView::load(self.txn)?);
+        self.catalog_view = Some(view.clone());
+        Ok(view)
+    }
+
+    /// A lookup in one of the catalog view's maps, keyed by `arg`.
+    fn catalog_lookup(&mut self, arg: Expr, map: CatalogMap, miss: LookupMiss) -> Result<Expr> {
+        let view = self.catalog_view()?;
+        Ok(Expr::Lookup { arg: Box::new(arg), map: Arc::new(map(&view)), miss })
     }
 
     fn note_param(&mut self, e: &Expr, ty: &DataType) {
@@ -812,6 +925,114 @@ impl<'t> Binder<'t> {
                     DataType::Bool,
                 )
             }
+            E::Cast { expr, data_type, .. } if catalog_type(data_type).is_some() => {
+                let (x, xt) = self.expr_in(expr, scope, agg)?;
+                match catalog_type(data_type).expect("guard") {
+                    CatalogType::RegClass if xt.is_string() => (
+                        self.catalog_lookup(
+                            x,
+                            CatalogView::relation_oids,
+                            LookupMiss::UndefinedRelation,
+                        )?,
+                        DataType::Int8,
+                    ),
+                    CatalogType::RegClass => (
+                        self.catalog_lookup(x, CatalogView::relation_names, LookupMiss::Echo)?,
+                        DataType::Text,
+                    ),
+                    CatalogType::RegNamespace if xt.is_string() => (
+                        self.catalog_lookup(x, CatalogView::namespace_oids, LookupMiss::Null)?,
+                        DataType::Int8,
+                    ),
+                    CatalogType::RegNamespace => (
+                        self.catalog_lookup(x, CatalogView::namespace_names, LookupMiss::Echo)?,
+                        DataType::Text,
+                    ),
+                    CatalogType::RegType => (
+                        Expr::Func(
+                            Func::FormatType,
+                            vec![x, Expr::Literal(Value::Null)],
+                            DataType::Text,
+                        ),
+                        DataType::Text,
+                    ),
+                    CatalogType::Oid => (Expr::Cast(Box::new(x), DataType::Int8), DataType::Int8),
+                    CatalogType::Name => (Expr::Cast(Box::new(x), DataType::Text), DataType::Text),
+                }
+            }
+            E::AnyOp { left, compare_op, right, .. } | E::AllOp { left, compare_op, right } => {
+                let all = matches!(e, E::AllOp { .. });
+                let op = match compare_op {
+                    ast::BinaryOperator::Eq => CmpOp::Eq,
+                    ast::BinaryOperator::NotEq => CmpOp::NotEq,
+                    ast::BinaryOperator::Lt => CmpOp::Lt,
+                    ast::BinaryOperator::LtEq => CmpOp::LtEq,
+                    ast::BinaryOperator::Gt => CmpOp::Gt,
+                    ast::BinaryOperator::GtEq => CmpOp::GtEq,
+                    other => return Err(SqlError::unsupported(format!("operator {other} ANY"))),
+                };
+                let (x, xt) = self.expr_in(left, scope, agg)?;
+                if let E::Subquery(q) = &**right
+                    && op == CmpOp::Eq
+                    && !all
+                {
+                    let planned = self.subquery(q, scope)?;
+                    if planned.columns.len() != 1 {
+                        return Err(SqlError::new(
+                            sqlstate::SYNTAX_ERROR,
+                            "subquery has too many columns",
+                        ));
+                    }
+                    let plan = Arc::new(planned.node);
+                    return Ok((
+                        Expr::InSubquery { expr: Box::new(x), plan, negated: false },
+                        DataType::Bool,
+                    ));
+                }
+                let (array, _) = self.expr_in(right, scope, agg)?;
+                (
+                    Expr::ArrayCompare {
+                        expr: Box::new(x),
+                        array: Box::new(array),
+                        op,
+                        all,
+                        elem: xt,
+                    },
+                    DataType::Bool,
+                )
+            }
+            E::CompoundFieldAccess { root, access_chain } => {
+                let [ast::AccessExpr::Subscript(ast::Subscript::Index { index })] =
+                    access_chain.as_slice()
+                else {
+                    return Err(SqlError::unsupported(format!("expression {e}")));
+                };
+                let (array, _) = self.expr_in(root, scope, agg)?;
+                let (index, _) = self.expr_in(index, scope, agg)?;
+                let elem = array_element_type(root);
+                (Expr::Func(Func::ArrayElement, vec![array, index], elem.clone()), elem)
+            }
+            E::Cast { expr, data_type: ast::DataType::Array(_), .. } => {
+                // Arrays are their text form (see `functions::parse_array`).
+                let (x, _) = self.expr_in(expr, scope, agg)?;
+                (Expr::Cast(Box::new(x), DataType::Text), DataType::Text)
+            }
+            E::Collate { expr, collation } => {
+                let parts = name_parts(collation)?;
+                match parts.last().map(String::as_str) {
+                    Some("default" | "C" | "POSIX" | "c" | "posix") => {
+                        self.expr_in(expr, scope, agg)?
+                    }
+                    _ => {
+                        return Err(SqlError::new(
+                            sqlstate::UNDEFINED_OBJECT,
+                            format!(
+                                "collation \"{collation}\" for encoding \"UTF8\" does not exist"
+                            ),
+                        ));
+                    }
+                }
+            }
             E::Cast { expr, data_type, .. } => {
                 let to = DataType::from_ast(data_type)?;
                 let (x, _) = self.expr_in(expr, scope, agg)?;
@@ -995,6 +1216,26 @@ impl<'t> Binder<'t> {
             }
             _ => {}
         }
+        if let Some((negated, case_insensitive)) = regex_operator(op) {
+            let (x, _) = self.expr_in(l, scope, agg)?;
+            let (p, _) = self.expr_in(r, scope, agg)?;
+            let compiled = match &p {
+                Expr::Literal(Value::Text(pattern)) => {
+                    Some(Arc::new(expr::compile_regex(pattern, case_insensitive)?))
+                }
+                _ => None,
+            };
+            return Ok((
+                Expr::Regex {
+                    expr: Box::new(x),
+                    pattern: Box::new(p),
+                    compiled,
+                    negated,
+                    case_insensitive,
+                },
+                DataType::Bool,
+            ));
+        }
         let arith = match op {
             B::Plus => ArithOp::Add,
             B::Minus => ArithOp::Sub,
@@ -1040,6 +1281,16 @@ impl<'t> Binder<'t> {
         agg: &mut Option<&mut AggState>,
     ) -> Result<(Expr, DataType)> {
         let name = function_name(f);
+        if let ("array", ast::FunctionArguments::Subquery(q)) = (name.as_str(), &f.args) {
+            let planned = self.subquery(q, scope)?;
+            if planned.columns.len() != 1 {
+                return Err(SqlError::new(
+                    sqlstate::SYNTAX_ERROR,
+                    "subquery must return only one column",
+                ));
+            }
+            return Ok((Expr::ArraySubquery(Arc::new(planned.node)), DataType::Text));
+        }
         let args = function_args(f);
         if f.over.is_some() {
             return Err(SqlError::unsupported("window functions"));
@@ -1118,6 +1369,35 @@ impl<'t> Binder<'t> {
             let (x, t) = self.expr_in(a, scope, agg)?;
             bound.push(x);
             types.push(t);
+        }
+        // pg_get_indexdef(oid [, column, pretty]) and
+        // pg_get_constraintdef(oid [, pretty]) read the catalog.
+        let definitions: Option<CatalogMap> = match name.as_str() {
+            "pg_get_indexdef" if matches!(types.len(), 1 | 3) => {
+                Some(CatalogView::index_definitions)
+            }
+            "pg_get_constraintdef" if matches!(types.len(), 1 | 2) => {
+                Some(CatalogView::constraint_definitions)
+            }
+            _ => None,
+        };
+        if let Some(map) = definitions {
+            // Keyed by "oid:column": column 0 (or none given) is the whole
+            // definition, column n an index's n-th key column.
+            let mut args = bound.into_iter();
+            let oid = args.next().expect("arity checked");
+            let column = match (name.as_str(), args.next()) {
+                ("pg_get_indexdef", Some(column)) => column,
+                _ => Expr::Literal(Value::Int(0)),
+            };
+            let key = Expr::Concat(
+                Box::new(Expr::Concat(
+                    Box::new(oid),
+                    Box::new(Expr::Literal(Value::Text(":".into()))),
+                )),
+                Box::new(column),
+            );
+            return Ok((self.catalog_lookup(key, map, LookupMiss::Null)?, DataType::Text));
         }
         let (func, ty) = functions::resolve(&name, &types)?;
         if matches!(func, Func::Coalesce | Func::Greatest | Func::Least | Func::Nullif) {
@@ -1327,18 +1607,43 @@ impl<'t> Binder<'t> {
     /// Plans a table reference: a CTE, a catalog table, or a subquery.
     fn table_factor(&mut self, f: &ast::TableFactor, for_update: bool) -> Result<(Node, Scope)> {
         match f {
-            ast::TableFactor::Table { name, alias, args: None, .. } => {
-                let name = object_name(name)?;
+            ast::TableFactor::Table { name: ast_name, alias, args: None, .. } => {
                 let alias_name = alias.as_ref().map(|a| ident(&a.name));
-                let cte = self.ctes.iter().rev().find_map(|scope| scope.get(&name).cloned());
-                if let Some(planned) = cte {
+                let parts = name_parts(ast_name)?;
+                if let [name] = parts.as_slice() {
+                    let cte = self.ctes.iter().rev().find_map(|scope| scope.get(name).cloned());
+                    if let Some(planned) = cte {
+                        let mut scope = Scope::of_output(
+                            &planned.columns,
+                            Some(alias_name.as_deref().unwrap_or(name)),
+                        );
+                        rename_columns(&mut scope, alias.as_ref());
+                        return Ok((planned.node.clone(), scope));
+                    }
+                }
+                if let Some(system_table) = system::resolve(&parts) {
+                    let view = self.catalog_view()?;
+                    let rows = system_table
+                        .rows(&view)
+                        .into_iter()
+                        .map(|row| row.into_iter().map(Expr::Literal).collect())
+                        .collect();
+                    let columns: Vec<OutputColumn> = system_table
+                        .columns
+                        .iter()
+                        .map(|(name, ty)| OutputColumn {
+                            name: (*name).to_string(),
+                            ty: ty.clone(),
+                        })
+                        .collect();
                     let mut scope = Scope::of_output(
-                        &planned.columns,
-                        Some(alias_name.as_deref().unwrap_or(&name)),
+                        &columns,
+                        Some(alias_name.as_deref().unwrap_or(system_table.name)),
                     );
                     rename_columns(&mut scope, alias.as_ref());
-                    return Ok((planned.node.clone(), scope));
+                    return Ok((Node::Values { rows }, scope));
                 }
+                let name = object_name(ast_name)?;
                 let table = catalog::require_table(self.txn, &name)?;
                 let mut scope = Scope::of_table(&table, alias_name.as_deref());
                 rename_columns(&mut scope, alias.as_ref());
@@ -1353,6 +1658,56 @@ impl<'t> Binder<'t> {
             }
             ast::TableFactor::NestedJoin { table_with_joins, alias: None } => {
                 self.plan_from_item(table_with_joins, for_update)
+            }
+            ast::TableFactor::Table { name, alias, args: Some(args), .. } => {
+                let parts = name_parts(name)?;
+                let function = match parts.as_slice() {
+                    [f] | [_, f] => f.as_str(),
+                    _ => "",
+                };
+                if function != "generate_series" {
+                    return Err(SqlError::unsupported(format!("table function {name}")));
+                }
+                let mut bound = Vec::new();
+                let mut types = Vec::new();
+                for a in &args.args {
+                    let ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) = a else {
+                        return Err(SqlError::unsupported(format!("argument {a}")));
+                    };
+                    // The bounds see enclosing queries, not sibling FROM items.
+                    let (x, t) = self.expr(e, &Scope::default())?;
+                    bound.push(x);
+                    types.push(t);
+                }
+                let ty = match types.as_slice() {
+                    [a, b] | [a, b, _] if types.iter().all(DataType::is_integer) => {
+                        if *a == DataType::Int8 || *b == DataType::Int8 {
+                            DataType::Int8
+                        } else {
+                            DataType::Int4
+                        }
+                    }
+                    _ => {
+                        let list: Vec<String> = types.iter().map(DataType::pg_name).collect();
+                        return Err(SqlError::new(
+                            sqlstate::UNDEFINED_FUNCTION,
+                            format!("function generate_series({}) does not exist", list.join(", ")),
+                        ));
+                    }
+                };
+                let mut bound = bound.into_iter();
+                let (start, stop) = (bound.next().expect("two"), bound.next().expect("two"));
+                let columns = [OutputColumn { name: "generate_series".into(), ty }];
+                let alias_name = alias.as_ref().map(|a| ident(&a.name));
+                let mut scope = Scope::of_output(&columns, alias_name.as_deref());
+                // A function's alias names its one column too (`FROM generate_series(1, 3) s`).
+                if let Some(a) = &alias_name
+                    && alias.as_ref().is_some_and(|a| a.columns.is_empty())
+                {
+                    scope.columns[0].name = a.clone();
+                }
+                rename_columns(&mut scope, alias.as_ref());
+                Ok((Node::Series { start, stop, step: bound.next() }, scope))
             }
             other => Err(SqlError::unsupported(format!("FROM item {other}"))),
         }
@@ -1843,7 +2198,7 @@ fn choose_join_methods(node: Node) -> Node {
 /// written out in the statement, so it is small too.
 fn is_selective(node: &Node) -> bool {
     match node {
-        Node::Values { .. } => true,
+        Node::Values { .. } | Node::Series { .. } => true,
         Node::Scan { access, .. } => !matches!(access, Access::Full),
         Node::Filter { input, .. }
         | Node::Project { input, .. }

@@ -1156,6 +1156,7 @@ pub fn explain(node: &Node, depth: usize, profile: Option<&Profile>, out: &mut V
     };
     let label = match node {
         Node::Values { rows } => format!("Values ({} rows)", rows.len()),
+        Node::Series { .. } => "Function Scan on generate_series".to_string(),
         Node::Scan { table, access, .. } => match access {
             Access::Full => format!("Seq Scan on {}", table.name),
             Access::PrimaryPoint(_) => {
@@ -1215,7 +1216,7 @@ pub fn explain(node: &Node, depth: usize, profile: Option<&Profile>, out: &mut V
     };
     out.push(line(depth, &label, &stats(node as *const Node as usize)));
     let children: Vec<&Node> = match node {
-        Node::Values { .. } | Node::Scan { .. } => vec![],
+        Node::Values { .. } | Node::Series { .. } | Node::Scan { .. } => vec![],
         Node::Filter { input, .. }
         | Node::Project { input, .. }
         | Node::Aggregate { input, .. }
