@@ -157,6 +157,7 @@ impl StartArgs {
 /// Runs the server until SIGINT or SIGTERM.
 pub fn run(args: StartArgs) -> anyhow::Result<()> {
     let args = args.settings()?;
+    quiet_connection_panics();
     let db = Database::open(&args.data)
         .with_context(|| format!("opening the database in {}", args.data.display()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -167,6 +168,21 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
     let result = runtime.block_on(serve(args, db));
     runtime.shutdown_timeout(Duration::from_secs(1));
     result
+}
+
+/// A panic on a connection thread (see `Connection::spawn`) is reported in
+/// one line, with where it happened, instead of a backtrace: the connection
+/// closes and the server goes on. Other threads keep the default report.
+fn quiet_connection_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().name() == Some("strata-conn") {
+            let location = info.location().map_or(String::new(), |l| format!(" at {l}"));
+            eprintln!("strata: connection failed{location}");
+        } else {
+            default(info);
+        }
+    }));
 }
 
 async fn serve(args: Settings, db: Database) -> anyhow::Result<()> {
@@ -288,7 +304,7 @@ impl Connection {
         let socket = socket.into_std()?;
         std::thread::Builder::new().name("strata-conn".into()).spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
-            match runtime {
+            let serve = || match runtime {
                 Ok(runtime) => runtime.block_on(async {
                     let Ok(socket) = tokio::net::TcpStream::from_std(socket) else { return };
                     let handlers = connection::Handlers::new(shared.clone());
@@ -300,6 +316,13 @@ impl Connection {
                     }
                 }),
                 Err(e) => eprintln!("strata: cannot start a connection runtime: {e}"),
+            };
+            // pgwire's message decoder panics on some malformed frames (a
+            // count larger than the message); that must close this
+            // connection only. Its session state is dropped with the thread's
+            // stack: an open transaction rolls back.
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(serve)).is_err() {
+                eprintln!("strata: closed a connection after a malformed message");
             }
             shared.metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
             drop(permit);
