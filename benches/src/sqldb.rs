@@ -202,11 +202,6 @@ impl Target {
             Target::Postgres(url) => redact_password(url),
         }
     }
-
-    /// Whether the target is embedded Strata (SQL or key-value).
-    pub fn is_strata(&self) -> bool {
-        matches!(self, Target::Strata | Target::StrataSql)
-    }
 }
 
 /// `postgres://user:secret@host/db` becomes `postgres://user@host/db`.

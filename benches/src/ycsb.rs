@@ -455,18 +455,9 @@ struct SqlText {
 }
 
 impl SqlText {
-    fn new(fields: usize, target: &Target) -> SqlText {
+    fn new(fields: usize) -> SqlText {
         let placeholders: Vec<String> = (1..=fields + 1).map(|i| format!("${i}")).collect();
         let columns: Vec<String> = (0..fields).map(|i| format!("field{i}")).collect();
-        // Strata does not yet skip the sort of an ORDER BY that matches the
-        // primary key (it would read and sort every key after the start), but
-        // its primary-key range scan returns rows in key order and stops at
-        // the LIMIT; the driver checks the order of every scan.
-        let scan = if target.is_strata() {
-            "SELECT * FROM usertable WHERE ycsb_key >= $1 LIMIT $2"
-        } else {
-            "SELECT * FROM usertable WHERE ycsb_key >= $1 ORDER BY ycsb_key LIMIT $2"
-        };
         SqlText {
             read: "SELECT * FROM usertable WHERE ycsb_key = $1".into(),
             update: columns
@@ -478,7 +469,7 @@ impl SqlText {
                 columns.join(", "),
                 placeholders.join(", ")
             ),
-            scan: scan.into(),
+            scan: "SELECT * FROM usertable WHERE ycsb_key >= $1 ORDER BY ycsb_key LIMIT $2".into(),
         }
     }
 
@@ -582,11 +573,11 @@ enum Backend {
 }
 
 impl Backend {
-    fn client(&self, fields: usize, target: &Target) -> Result<Box<dyn Client>, DbError> {
+    fn client(&self, fields: usize) -> Result<Box<dyn Client>, DbError> {
         Ok(match self {
             Backend::Kv(store) => Box::new(KvClient { store: store.clone() }),
             Backend::Sql(b) => {
-                Box::new(SqlClient { conn: b.connect()?, sql: SqlText::new(fields, target) })
+                Box::new(SqlClient { conn: b.connect()?, sql: SqlText::new(fields) })
             }
         })
     }
@@ -869,7 +860,7 @@ pub fn run(cfg: &YcsbConfig) -> Result<YcsbReport> {
                 let (start, barrier, backend, chooser, inserts) =
                     (&start, &barrier, &backend, &chooser, &inserts);
                 s.spawn(move || {
-                    let client = backend.client(cfg.fields, &cfg.target);
+                    let client = backend.client(cfg.fields);
                     barrier.wait();
                     let start: Instant = *start.get().expect("set before the barrier opens");
                     worker(cfg, t, client?, chooser.clone(), inserts, start)
@@ -898,7 +889,7 @@ pub fn run(cfg: &YcsbConfig) -> Result<YcsbReport> {
     }
     ops.retain(|o| mix.proportion(o.op) > 0.0 || o.count > 0);
 
-    let mut client = backend.client(cfg.fields, &cfg.target)?;
+    let mut client = backend.client(cfg.fields)?;
     let records_after = client.count().context("counting the records after the run")?;
     let expected = inserts.inserted();
     ensure!(
@@ -959,7 +950,7 @@ fn load(cfg: &YcsbConfig, backend: &Backend) -> Result<Duration> {
         let loaders: Vec<_> = (0..cfg.threads as u64)
             .map(|t| {
                 s.spawn(move || -> Result<()> {
-                    let mut client = backend.client(cfg.fields, &cfg.target)?;
+                    let mut client = backend.client(cfg.fields)?;
                     let mut values = ValueGen::new(driver::thread_seed(cfg.seed, t as usize));
                     let mut rng = Rng::new(driver::thread_seed(cfg.seed ^ 0x10ad, t as usize));
                     let first = t * per_thread;

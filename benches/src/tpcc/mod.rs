@@ -1,6 +1,5 @@
 //! TPC-C (Standard Specification 5.11) against embedded Strata, PostgreSQL
-//! and SQLite, with the same SQL text for all three where Strata's engine
-//! allows it.
+//! and SQLite, with the same SQL text for all three.
 //!
 //! A run: create the nine tables ([`schema`]), load them by the population
 //! rules (items first, then warehouses in parallel), start `terminals`
@@ -39,7 +38,7 @@ use crate::histogram::Histogram;
 use crate::sqldb::{Durability, SqlBackend, SqlConn, Target};
 use crate::workload::Rng;
 use random::CConstants;
-use txns::{Flavor, Outcome, Terminal, TxnType};
+use txns::{Outcome, Terminal, TxnType};
 
 /// The database size: warehouses, and the per-warehouse cardinalities that
 /// quick runs may shrink.
@@ -335,7 +334,6 @@ pub fn run(cfg: &TpccConfig) -> Result<TpccReport> {
         std::fs::remove_dir_all(&sub).with_context(|| format!("erasing {}", sub.display()))?;
     }
     let backend = SqlBackend::open(&cfg.target, &sub, cfg.durability)?;
-    let flavor = if cfg.target.is_strata() { Flavor::Strata } else { Flavor::Other };
 
     let mut rng = Rng::new(cfg.seed);
     let c_load = CConstants::for_load(&mut rng);
@@ -361,7 +359,6 @@ pub fn run(cfg: &TpccConfig) -> Result<TpccReport> {
                         scale: cfg.scale,
                         c: c_run,
                         rng: Rng::new(driver::thread_seed(cfg.seed, t)),
-                        flavor,
                     };
                     run_terminal(cfg, terminal, conn?, start, started_txns)
                 })

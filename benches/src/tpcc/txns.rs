@@ -8,9 +8,12 @@
 //! in-line rather than queued (clause 2.7.2 allows deferred execution; this
 //! driver does not defer).
 //!
-//! Where Strata's SQL engine needs another formulation to do the same work
-//! without reading far more rows ([`Flavor::Strata`]), the driver uses one
-//! that returns the same result; each is explained where it is chosen.
+//! Every target runs the same SQL text. Two statements lean on the planner
+//! to stay cheap: Delivery's `ORDER BY no_o_id LIMIT 1` needs the sort over
+//! the primary key elided (the scan stops at the first row), and
+//! Stock-Level's join of ORDER_LINE with STOCK needs an index nested-loop
+//! join (one stock lookup per order line, not a scan of the warehouse's
+//! stock).
 
 use rust_decimal::Decimal;
 
@@ -86,13 +89,6 @@ impl TxnType {
     }
 }
 
-/// Which SQL formulation to use where Strata needs its own.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Flavor {
-    Strata,
-    Other,
-}
-
 /// How a transaction ended (a retryable failure is an error instead).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -157,7 +153,6 @@ pub struct Terminal {
     pub scale: Scale,
     pub c: CConstants,
     pub rng: Rng,
-    pub flavor: Flavor,
 }
 
 impl Terminal {
@@ -255,10 +250,8 @@ pub fn execute(
         Input::NewOrder(i) => new_order(conn, w, i),
         Input::Payment(i) => payment(conn, w, i),
         Input::OrderStatus(i) => order_status(conn, w, i),
-        Input::Delivery { carrier } => delivery(conn, w, *carrier, terminal.flavor),
-        Input::StockLevel { threshold } => {
-            stock_level(conn, w, terminal.d_id, *threshold, terminal.flavor)
-        }
+        Input::Delivery { carrier } => delivery(conn, w, *carrier),
+        Input::StockLevel { threshold } => stock_level(conn, w, terminal.d_id, *threshold),
     };
     match result {
         Ok(Outcome::Committed) => match conn.commit() {
@@ -510,25 +503,9 @@ fn order_status(conn: &mut dyn SqlConn, w: u64, i: &OrderStatusInput) -> Result<
 }
 
 /// Delivery (clause 2.7.4): the oldest undelivered order of each district.
-fn delivery(
-    conn: &mut dyn SqlConn,
-    w: u64,
-    carrier: u64,
-    flavor: Flavor,
-) -> Result<Outcome, DbError> {
-    // Strata does not yet skip the sort of an ORDER BY that matches the
-    // primary key, so `ORDER BY no_o_id LIMIT 1` reads and sorts every
-    // undelivered order of the district. Its primary-key range scan returns
-    // rows in key order, so the first row of the range is the oldest order.
-    let oldest = match flavor {
-        Flavor::Strata => {
-            "SELECT no_o_id FROM new_order WHERE no_w_id = $1 AND no_d_id = $2 LIMIT 1"
-        }
-        Flavor::Other => {
-            "SELECT no_o_id FROM new_order WHERE no_w_id = $1 AND no_d_id = $2 \
-             ORDER BY no_o_id LIMIT 1"
-        }
-    };
+fn delivery(conn: &mut dyn SqlConn, w: u64, carrier: u64) -> Result<Outcome, DbError> {
+    let oldest = "SELECT no_o_id FROM new_order WHERE no_w_id = $1 AND no_d_id = $2 \
+                  ORDER BY no_o_id LIMIT 1";
     for d in 1..=DISTRICTS {
         let rows = conn.query(oldest, &[int(w), int(d)])?;
         let Some(row) = rows.into_iter().next() else {
@@ -574,47 +551,19 @@ fn delivery(
 
 /// Stock-Level (clause 2.8.2): distinct items of the district's last 20
 /// orders whose stock is below the threshold.
-fn stock_level(
-    conn: &mut dyn SqlConn,
-    w: u64,
-    d: u64,
-    threshold: u64,
-    flavor: Flavor,
-) -> Result<Outcome, DbError> {
+fn stock_level(conn: &mut dyn SqlConn, w: u64, d: u64, threshold: u64) -> Result<Outcome, DbError> {
     let rows = conn.query(
         "SELECT d_next_o_id FROM district WHERE d_w_id = $1 AND d_id = $2",
         &[int(w), int(d)],
     )?;
     let next = one(rows, "district")?[0].as_i64()?;
-    let _low_stock = match flavor {
-        Flavor::Other => {
-            let rows = conn.query(
-                "SELECT COUNT(DISTINCT s_i_id) FROM order_line, stock \
-                 WHERE ol_w_id = $1 AND ol_d_id = $2 AND ol_o_id < $3 AND ol_o_id >= $4 \
-                 AND s_w_id = $1 AND s_i_id = ol_i_id AND s_quantity < $5",
-                &[int(w), int(d), Param::Int(next), Param::Int(next - 20), int(threshold)],
-            )?;
-            one(rows, "stock count")?[0].as_i64()?
-        }
-        Flavor::Strata => {
-            // Strata joins by hashing, which would read all of the
-            // warehouse's stock; look the items up one by one instead.
-            let items = conn.query(
-                "SELECT DISTINCT ol_i_id FROM order_line \
-                 WHERE ol_w_id = $1 AND ol_d_id = $2 AND ol_o_id < $3 AND ol_o_id >= $4",
-                &[int(w), int(d), Param::Int(next), Param::Int(next - 20)],
-            )?;
-            let mut low = 0;
-            for item in items {
-                let rows = conn.query(
-                    "SELECT s_quantity FROM stock WHERE s_w_id = $1 AND s_i_id = $2",
-                    &[int(w), Param::Int(item[0].as_i64()?)],
-                )?;
-                low += i64::from(one(rows, "stock")?[0].as_i64()? < threshold as i64);
-            }
-            low
-        }
-    };
+    let rows = conn.query(
+        "SELECT COUNT(DISTINCT s_i_id) FROM order_line, stock \
+         WHERE ol_w_id = $1 AND ol_d_id = $2 AND ol_o_id < $3 AND ol_o_id >= $4 \
+         AND s_w_id = $1 AND s_i_id = ol_i_id AND s_quantity < $5",
+        &[int(w), int(d), Param::Int(next), Param::Int(next - 20), int(threshold)],
+    )?;
+    let _low_stock = one(rows, "stock count")?[0].as_i64()?;
     Ok(Outcome::Committed)
 }
 
@@ -639,7 +588,7 @@ mod tests {
         let scale = Scale { warehouses, items: 100_000, customers: 3_000 };
         let mut rng = Rng::new(8);
         let c = CConstants::for_load(&mut rng);
-        Terminal { w_id: 1, d_id: 1, scale, c, rng, flavor: Flavor::Other }
+        Terminal { w_id: 1, d_id: 1, scale, c, rng }
     }
 
     #[test]
