@@ -1,28 +1,46 @@
 #!/usr/bin/env bash
-# Runs YCSB A, B, C, E, F and TPC-C with identical parameters against
-# embedded Strata (key-value and SQL), Strata's server (`strata start`, over
-# the PostgreSQL protocol with the same client code as PostgreSQL), SQLite
-# and a private PostgreSQL, and prints Markdown tables of the results with
-# ratios to PostgreSQL.
+# Runs YCSB A, B, C, E, F and TPC-C with identical parameters and the same
+# SQL text against embedded Strata (key-value and SQL), Strata's server
+# (`strata start`, over the PostgreSQL protocol with the same client code as
+# PostgreSQL), SQLite and a private PostgreSQL; then `bench-report` writes
+# the tables (with the ratios server / PostgreSQL and embedded Strata /
+# SQLite, the command and the date) between the `<!-- compare:begin -->` and
+# `<!-- compare:end -->` markers of BENCHMARKS.md and draws the charts into
+# docs/bench/.
 #
-#   benches/compare.sh            # standard size (about 15 minutes)
-#   benches/compare.sh --quick    # small size (a few minutes)
+#   benches/compare.sh            # full size, about 25 minutes on 2 cores
+#   benches/compare.sh --quick    # small size, about 6 minutes
+#   benches/compare.sh --no-doc   # leave BENCHMARKS.md and docs/bench alone
+#
+# Sizes (both: all targets at --durability sync, zipfian requests):
+#   full:   YCSB 100,000 records of 10 x 100 B, 8 threads, 30 s after 5 s
+#           warm-up; TPC-C 2 warehouses at full scale (100,000 items, 3,000
+#           customers per district), 8 terminals, 60 s after 10 s warm-up.
+#   quick:  YCSB 10,000 records, 4 threads, 5 s after 1 s; TPC-C 1
+#           warehouse scaled down to 10,000 items and 300 customers per
+#           district, 4 terminals, 15 s after 2 s.
 #
 # PostgreSQL: installed with apt-get when no server binaries are found;
 # started on 127.0.0.1:$PG_PORT (default 54329, or the next free port) with a throw-away data
 # directory and trust authentication, stopped and erased on exit. It keeps
 # its defaults for durability (fsync=on, synchronous_commit=on), matching
-# the drivers' default `--durability sync` for every target.
+# the drivers' default `--durability sync` for every target. The charts'
+# font (DejaVu Sans, fonts-dejavu-core) is installed with apt-get if absent.
 #
 # Raw results, one JSON object per run: $OUT/results.jsonl (default
-# target/compare); the tables: $OUT/summary.md.
+# target/compare); the section alone: $OUT/summary.md. To redo the tables
+# and charts from saved results:
+#   cargo run --release -p strata-benches --bin bench-report -- \
+#       --results $OUT/results.jsonl --markdown BENCHMARKS.md --charts docs/bench
 set -euo pipefail
 
 QUICK=0
+DOC=1
 for arg in "$@"; do
     case "$arg" in
         --quick) QUICK=1 ;;
-        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+        --no-doc) DOC=0 ;;
+        -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
         *) echo "unknown argument: $arg" >&2; exit 2 ;;
     esac
 done
@@ -78,8 +96,17 @@ as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_DATA/server.log" -w start \
 PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
 PG_VERSION="$("$PG_BIN/postgres" --version)"
 
+# The charts' font.
+FONT="${FONT:-/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf}"
+if [ "$DOC" = 1 ] && [ ! -f "$FONT" ]; then
+    echo "installing fonts-dejavu-core (apt-get) for the charts..." >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-dejavu-core >/dev/null
+    [ -f "$FONT" ] || { echo "no chart font at $FONT" >&2; exit 1; }
+fi
+
 # --- Build and run -------------------------------------------------------
-cargo build --release -p strata-benches --bin ycsb --bin tpcc
+cargo build --release -p strata-benches --bin ycsb --bin tpcc --bin bench-report
 cargo build --release -p strata-cli --bin strata
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 
@@ -113,46 +140,15 @@ for target in strata-sql "$STRATA_URL" sqlite "$PG_URL"; do
     "$BIN/tpcc" --target "$target" "${TPCC_ARGS[@]}" --json >> "$OUT/results.jsonl"
 done
 
-# --- Tables ---------------------------------------------------------------
-{
-    echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); $PG_VERSION"
-    echo "YCSB: $RECORDS records, $THREADS threads, $DURATION after $WARMUP warm-up;"
-    echo "TPC-C: ${TPCC_ARGS[*]}; durability sync everywhere"
-    echo
-    python3 - "$OUT/results.jsonl" <<'PY'
-import json, sys
-runs = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
-def name(t):
-    if t.startswith("postgres://strata@"):
-        return "strata-server"
-    return "postgresql" if t.startswith("postgres") else t
-ycsb = [r for r in runs if "workload" in r]
-tpcc = [r for r in runs if "tpmc" in r]
-targets = ["strata", "strata-sql", "strata-server", "sqlite", "postgresql"]
-print("| YCSB | " + " | ".join(f"{t} ops/s" for t in targets) + " | server/pg | strata/sqlite |")
-print("|---" * (len(targets) + 3) + "|")
-for w in "abcef":
-    by = {name(r["target"]): r for r in ycsb if r["workload"] == w}
-    cells = [f'{by[t]["ops_per_sec"]:,.0f}' if t in by else "-" for t in targets]
-    def ratio(a, b):
-        return f'{by[a]["ops_per_sec"] / by[b]["ops_per_sec"]:.2f}' if a in by and b in by else "-"
-    print(f"| {w.upper()} | " + " | ".join(cells) + f' | {ratio("strata-server", "postgresql")} | {ratio("strata", "sqlite")} |')
-print()
-print("| YCSB p99 (us), per operation | " + " | ".join(targets) + " |")
-print("|---" * (len(targets) + 1) + "|")
-for w in "abcef":
-    by = {name(r["target"]): r for r in ycsb if r["workload"] == w}
-    ops = sorted({op for r in by.values() for op in r["ops"]})
-    for op in ops:
-        cells = [f'{by[t]["ops"][op]["p99_us"]:,.0f}' if t in by and op in by[t]["ops"] else "-" for t in targets]
-        print(f"| {w.upper()} {op} | " + " | ".join(cells) + " |")
-print()
-print("| TPC-C | tpmC | New-Order p99 ms | Payment p99 ms | aborts (NO/P/D) | consistency |")
-print("|---|---|---|---|---|---|")
-for r in tpcc:
-    t = r["txns"]
-    aborts = f'{t["new_order"]["aborts"]}/{t["payment"]["aborts"]}/{t["delivery"]["aborts"]}'
-    print(f'| {name(r["target"])} | {r["tpmc"]:,.0f} | {t["new_order"]["p99_ms"]:.1f} | '
-          f'{t["payment"]["p99_ms"]:.1f} | {aborts} | {r["consistency"] if isinstance(r["consistency"], str) else "VIOLATED"} |')
-PY
-} | tee "$OUT/summary.md"
+# --- Tables and charts ---------------------------------------------------
+COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if ! git diff --quiet HEAD -- 2>/dev/null; then COMMIT="$COMMIT (with uncommitted changes)"; fi
+COMMAND="benches/compare.sh${*:+ $*}"
+REPORT=("$BIN/bench-report" --results "$OUT/results.jsonl" --summary "$OUT/summary.md"
+    --command "$COMMAND" --commit "$COMMIT" --font "$FONT"
+    --note "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end; $PG_VERSION.")
+if [ "$DOC" = 1 ]; then
+    REPORT+=(--markdown BENCHMARKS.md --charts docs/bench --chart-url docs/bench)
+fi
+"${REPORT[@]}"
+cat "$OUT/summary.md"

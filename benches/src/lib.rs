@@ -14,6 +14,8 @@
 //! - [`sqldb`]: one SQL client interface ([`sqldb::SqlConn`]) over embedded
 //!   Strata, SQLite and PostgreSQL, with comparable durability settings.
 //! - [`driver`]: durations, seeds, the retry loop that counts aborts, JSON.
+//! - [`report`]: `bench-report`, which turns the drivers' JSON lines into the
+//!   comparison tables of `BENCHMARKS.md` and PNG charts (`compare.sh` runs it).
 //!
 //! - [`histogram`]: a dependency-free latency histogram with about 1.6%
 //!   relative precision, for p50/p99 figures.
@@ -30,6 +32,7 @@
 pub mod driver;
 pub mod engine;
 pub mod histogram;
+pub mod report;
 pub mod sqldb;
 pub mod tpcc;
 pub mod workload;
