@@ -8,8 +8,8 @@
 # `<!-- compare:end -->` markers of BENCHMARKS.md and draws the charts into
 # docs/bench/.
 #
-#   benches/compare.sh            # full size, about 25 minutes on 2 cores
-#   benches/compare.sh --quick    # small size, about 6 minutes
+#   benches/compare.sh            # full size, about 30 minutes on 2 cores (estimated)
+#   benches/compare.sh --quick    # small size, about 7 minutes
 #   benches/compare.sh --no-doc   # leave BENCHMARKS.md and docs/bench alone
 #
 # Sizes (both: all targets at --durability sync, zipfian requests):
