@@ -23,7 +23,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use strata_sql::catalog::{self, Table};
 use strata_sql::{
     DataType, Database, OutputColumn, Session, SqlError, StatementResult, TxnStatus, Value,
 };
@@ -135,7 +134,12 @@ pub fn statement_complete(buf: &str) -> bool {
 
 /// The database behind the shell.
 enum Backend {
-    Embedded { db: Database, session: Session, data: PathBuf },
+    /// `_db` stays open as long as the shell: the session runs on its store.
+    Embedded {
+        _db: Database,
+        session: Session,
+        data: PathBuf,
+    },
     Server(pgclient::Client),
 }
 
@@ -149,6 +153,35 @@ struct Shell {
     vars: BTreeMap<String, String>,
     running: RunningCancel,
 }
+
+// The catalog queries behind \\dt, \\di and \\d: the forms psql sends,
+// trimmed to what the output shows. `$1` is the relation's oid.
+const LIST_TABLES: &str = "SELECT n.nspname, c.relname, 'table', \
+    pg_catalog.pg_get_userbyid(c.relowner) \
+    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+    WHERE c.relkind = 'r' AND n.nspname = 'public' ORDER BY 1, 2";
+const LIST_INDEXES: &str = "SELECT n.nspname, c.relname, 'index', \
+    pg_catalog.pg_get_userbyid(c.relowner), c2.relname \
+    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+    JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid \
+    JOIN pg_catalog.pg_class c2 ON i.indrelid = c2.oid \
+    WHERE c.relkind = 'i' AND n.nspname = 'public' ORDER BY 1, 2";
+const DESCRIBE_COLUMNS: &str = "SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), \
+    '', CASE WHEN a.attnotnull THEN 'not null' ELSE '' END, \
+    (SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid, true) FROM pg_catalog.pg_attrdef d \
+     WHERE d.adrelid = a.attrelid AND d.adnum = a.attnum AND a.atthasdef) \
+    FROM pg_catalog.pg_attribute a \
+    WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum";
+const DESCRIBE_INDEXES: &str = "SELECT c2.relname, i.indisprimary, i.indisunique, \
+    pg_catalog.pg_get_indexdef(i.indexrelid, 0, true) \
+    FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c2 ON i.indexrelid = c2.oid \
+    WHERE i.indrelid = $1 ORDER BY i.indisprimary DESC, c2.relname";
+const DESCRIBE_CHECKS: &str = "SELECT r.conname, pg_catalog.pg_get_constraintdef(r.oid, true) \
+    FROM pg_catalog.pg_constraint r WHERE r.conrelid = $1 AND r.contype = 'c' ORDER BY 1";
+const INDEX_TABLE: &str = "SELECT c.relname, am.amname FROM pg_catalog.pg_index i \
+    JOIN pg_catalog.pg_class c ON c.oid = i.indrelid \
+    JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid \
+    JOIN pg_catalog.pg_am am ON am.oid = ic.relam WHERE i.indexrelid = $1";
 
 /// What running some SQL produced, from either backend.
 #[derive(Default)]
@@ -450,24 +483,25 @@ impl Shell {
         Ok(true)
     }
 
-    /// The embedded database, for the catalog commands; `None` on a server.
-    fn embedded(&self) -> Option<&Database> {
-        match &self.backend {
-            Backend::Embedded { db, .. } => Some(db),
-            Backend::Server(_) => None,
+    /// Runs a catalog query (the same SQL on an embedded database and on a
+    /// server, Strata's or PostgreSQL's) and returns its rows as text, NULL
+    /// as empty; prints the error and returns `None` if it fails.
+    fn catalog_rows(&mut self, sql: &str) -> anyhow::Result<Option<Vec<Vec<String>>>> {
+        let outcome = self.execute(sql, None, &mut std::io::sink())?;
+        if let Some(e) = &outcome.error {
+            print_error(e, sql);
+            return Ok(None);
         }
-    }
-
-    fn tables(&self) -> anyhow::Result<Vec<std::sync::Arc<Table>>> {
-        let db = self.embedded().context("no embedded database")?;
-        let mut txn = db.store().begin_read_only();
-        Ok(catalog::list_tables(&mut txn)?)
-    }
-
-    fn table(&self, name: &str) -> anyhow::Result<Option<std::sync::Arc<Table>>> {
-        let db = self.embedded().context("no embedded database")?;
-        let mut txn = db.store().begin_read_only();
-        Ok(catalog::get_table(&mut txn, name)?)
+        let rows = outcome.results.into_iter().last().map_or(Vec::new(), |r| r.rows);
+        Ok(Some(
+            rows.into_iter()
+                .map(|row| {
+                    row.into_iter()
+                        .map(|v| if v.is_null() { String::new() } else { v.to_pg_text() })
+                        .collect()
+                })
+                .collect(),
+        ))
     }
 
     fn titled(
@@ -508,13 +542,6 @@ impl Shell {
         let mut words = line.split_whitespace();
         let cmd = words.next().unwrap_or("");
         let arg = words.next();
-        let catalog_command = matches!(cmd, "\\d" | "\\dt" | "\\di");
-        if catalog_command && self.embedded().is_none() {
-            eprintln!(
-                "{cmd} works on the embedded database only: Strata's server has no pg_catalog yet"
-            );
-            return Ok(true);
-        }
         match cmd {
             "\\q" => return Ok(false),
             "\\?" => writeln!(
@@ -582,102 +609,77 @@ impl Shell {
                 )?,
             },
             "\\dt" | "\\d" if arg.is_none() => {
-                let rows: Vec<Vec<String>> = self
-                    .tables()?
-                    .iter()
-                    .map(|t| vec!["public".into(), t.name.clone(), "table".into(), "strata".into()])
-                    .collect();
+                let Some(rows) = self.catalog_rows(LIST_TABLES)? else { return Ok(true) };
                 if rows.is_empty() {
                     writeln!(out, "Did not find any relations.")?;
                 } else {
-                    self.titled(
-                        "List of relations",
-                        &["Schema", "Name", "Type", "Owner"],
-                        rows,
-                        true,
-                        out,
-                    )?;
+                    let columns = ["Schema", "Name", "Type", "Owner"];
+                    self.titled("List of relations", &columns, rows, true, out)?;
                 }
             }
             "\\di" => {
-                let mut rows = Vec::new();
-                for t in self.tables()? {
-                    rows.push(vec![
-                        "public".into(),
-                        format!("{}_pkey", t.name),
-                        "index".into(),
-                        "strata".into(),
-                        t.name.clone(),
-                    ]);
-                    for i in &t.indexes {
-                        rows.push(vec![
-                            "public".into(),
-                            i.name.clone(),
-                            "index".into(),
-                            "strata".into(),
-                            t.name.clone(),
-                        ]);
-                    }
-                }
-                self.titled(
-                    "List of relations",
-                    &["Schema", "Name", "Type", "Owner", "Table"],
-                    rows,
-                    true,
-                    out,
-                )?;
+                let Some(rows) = self.catalog_rows(LIST_INDEXES)? else { return Ok(true) };
+                let columns = ["Schema", "Name", "Type", "Owner", "Table"];
+                self.titled("List of relations", &columns, rows, true, out)?;
             }
             "\\d" => {
                 let name = arg.expect("checked").trim_matches('"');
-                let Some(t) = self.table(name)? else {
+                let literal = format!("'{}'", name.replace('\'', "''"));
+                let find = format!(
+                    "SELECT c.oid, c.relkind FROM pg_catalog.pg_class c \
+                     WHERE c.relname = {literal} AND c.relnamespace = 2200"
+                );
+                let Some(found) = self.catalog_rows(&find)? else { return Ok(true) };
+                let Some([oid, kind]) = found.first().map(|r| [r[0].clone(), r[1].clone()]) else {
                     eprintln!("Did not find any relation named \"{name}\".");
                     return Ok(true);
                 };
-                let rows = t
-                    .visible_columns()
-                    .map(|(_, c)| {
-                        vec![
-                            c.name.clone(),
-                            c.ty.pg_name(),
-                            String::new(),
-                            if c.nullable { String::new() } else { "not null".into() },
-                            c.default.clone().unwrap_or_default(),
-                        ]
-                    })
-                    .collect();
+                let Some(columns) = self.catalog_rows(&DESCRIBE_COLUMNS.replace("$1", &oid))?
+                else {
+                    return Ok(true);
+                };
+                let title = if kind == "i" { "Index" } else { "Table" };
                 self.titled(
-                    &format!("Table \"public.{}\"", t.name),
+                    &format!("{title} \"public.{name}\""),
                     &["Column", "Type", "Collation", "Nullable", "Default"],
-                    rows,
+                    columns,
                     false,
                     out,
                 )?;
-                let col_list = |cols: &[usize]| {
-                    cols.iter().map(|&c| t.columns[c].name.clone()).collect::<Vec<_>>().join(", ")
+                if kind == "i" {
+                    let Some(table) = self.catalog_rows(&INDEX_TABLE.replace("$1", &oid))? else {
+                        return Ok(true);
+                    };
+                    for row in table {
+                        writeln!(out, "{}, for table \"public.{}\"", row[1], row[0])?;
+                    }
+                    writeln!(out)?;
+                    return Ok(true);
+                }
+                let Some(indexes) = self.catalog_rows(&DESCRIBE_INDEXES.replace("$1", &oid))?
+                else {
+                    return Ok(true);
                 };
-                let mut index_lines = Vec::new();
-                if !t.columns[t.primary_key[0]].hidden {
-                    index_lines.push(format!(
-                        "    \"{}_pkey\" PRIMARY KEY, btree ({})",
-                        t.name,
-                        col_list(&t.primary_key)
-                    ));
+                if !indexes.is_empty() {
+                    writeln!(out, "Indexes:")?;
+                    for row in indexes {
+                        // [name, primary, unique, "CREATE ... USING btree (cols)"]
+                        let using = row[3].split_once(" USING ").map_or("", |(_, u)| u);
+                        let kind = match (row[1].as_str(), row[2].as_str()) {
+                            ("t", _) => "PRIMARY KEY, ",
+                            (_, "t") => "UNIQUE, ",
+                            _ => "",
+                        };
+                        writeln!(out, "    \"{}\" {kind}{using}", row[0])?;
+                    }
                 }
-                for i in &t.indexes {
-                    let kind = if i.unique { "UNIQUE, " } else { "" };
-                    index_lines.push(format!(
-                        "    \"{}\" {kind}btree ({})",
-                        i.name,
-                        col_list(&i.columns)
-                    ));
-                }
-                if !index_lines.is_empty() {
-                    writeln!(out, "Indexes:\n{}", index_lines.join("\n"))?;
-                }
-                if !t.checks.is_empty() {
+                let Some(checks) = self.catalog_rows(&DESCRIBE_CHECKS.replace("$1", &oid))? else {
+                    return Ok(true);
+                };
+                if !checks.is_empty() {
                     writeln!(out, "Check constraints:")?;
-                    for c in &t.checks {
-                        writeln!(out, "    \"{}\" CHECK ({})", c.name, c.expr)?;
+                    for row in checks {
+                        writeln!(out, "    \"{}\" {}", row[0], row[1])?;
                     }
                 }
                 writeln!(out)?;
@@ -802,7 +804,7 @@ pub fn run(opts: Options) -> anyhow::Result<i32> {
             let db = Database::open(&data)
                 .with_context(|| format!("opening database in {}", data.display()))?;
             let session = db.session();
-            Backend::Embedded { db, session, data }
+            Backend::Embedded { _db: db, session, data }
         }
         Connect::Server(target) => Backend::Server(pgclient::Client::connect(target)?),
     };

@@ -839,6 +839,12 @@ fn strata_sql_talks_to_the_server_as_psql_would() {
     ]);
     assert_eq!(code, Some(1));
     assert!(stderr.contains("42P01") && stderr.contains("\"nope\" does not exist"), "{stderr}");
+    // The catalog commands read pg_catalog, so they work over the wire too.
+    let (code, stdout, stderr) = strata_sql(&[&url, "-c", "\\dt", "-c", "\\d t"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains(" public | t    | table | strata"), "{stdout}");
+    assert!(stdout.contains(" id     | integer |           | not null |"), "{stdout}");
+    assert!(stdout.contains("    \"t_pkey\" PRIMARY KEY, btree (id)"), "{stdout}");
 }
 
 #[test]
