@@ -36,7 +36,9 @@
 //! - [`shard`]: the replicated shard: commands carrying validated
 //!   transactions with an id and a commit timestamp, the deterministic
 //!   state machine every replica applies them with, the leader's
-//!   validation (`Sequencer`), and [`ReplicatedShard`] on a real node.
+//!   validation (`Sequencer`), [`ReplicatedShard`] on a real node, and
+//!   [`ClusterShard`], which serves any node's clients by forwarding to
+//!   the leader (what `strata start --peers` runs).
 //!
 //! # Design decisions
 //!
@@ -103,7 +105,8 @@
 //!
 //! Not here yet (issue 7): multi-shard (prepare/commit) transactions and
 //! SERIALIZABLE range validation on replicated shards, chunked snapshots,
-//! learners, follower reads, and nodes as separate processes.
+//! learners, and follower reads. `cli/tests/replica_set.rs` runs nodes as
+//! separate `strata start` processes.
 
 // A library reports through its return values, never by printing.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
@@ -126,7 +129,7 @@ pub use message::{Body, Message};
 pub use node::{Node, NodeConfig, NodeStatus, StateMachine};
 pub use raft::{Config, Raft, ReadState, Ready, Role, Status};
 pub use rng::Rng;
-pub use shard::{CommandId, ReplicatedShard, ShardError};
+pub use shard::{ClusterShard, CommandId, ForwardConfig, ReplicatedShard, ShardError};
 pub use storage::{FileStore, FileStoreOptions, LogStore, MemStore, persist_ready};
 pub use types::{
     ConfChange, Entry, HardState, Index, Membership, NodeId, Payload, Persisted, Snapshot, Term,

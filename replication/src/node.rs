@@ -51,7 +51,7 @@ use crate::error::{Error, Result};
 use crate::message::Message;
 use crate::raft::{Config, Raft, Status};
 use crate::storage::{FileStore, FileStoreOptions, LogStore, persist_ready};
-use crate::transport::{self, Outbox, TransportConfig, TransportStats};
+use crate::transport::{self, Outbox, ShardHandler, ShardSlot, TransportConfig, TransportStats};
 use crate::types::{Index, NodeId, Payload, Persisted, Term};
 
 /// The application state a replica set agrees on.
@@ -151,6 +151,7 @@ pub struct Node {
     driver: Option<std::thread::JoinHandle<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
     shutdown: Option<oneshot::Sender<()>>,
+    shard: ShardSlot,
 }
 
 impl std::fmt::Debug for Input {
@@ -189,11 +190,13 @@ impl Node {
         let stats = Arc::new(TransportStats::default());
         let (inputs, rx) = sync_channel(config.input_queue.max(1));
 
+        let shard = ShardSlot::default();
         let service = transport::Service::new(
             config.id,
             Inbox(inputs.clone()),
             &config.transport,
             stats.clone(),
+            shard.clone(),
         );
         let (shutdown, signal) = oneshot::channel::<()>();
         let incoming =
@@ -235,7 +238,14 @@ impl Node {
             driver: Some(thread),
             server: Some(server),
             shutdown: Some(shutdown),
+            shard,
         })
+    }
+
+    /// Serves shard operations other nodes forward here with `handler`
+    /// (set once; later calls are ignored). Until then they are refused.
+    pub fn serve_shard(&self, handler: Arc<dyn ShardHandler>) {
+        let _ = self.shard.set(handler);
     }
 
     pub fn id(&self) -> NodeId {

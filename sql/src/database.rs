@@ -26,7 +26,41 @@ use crate::types::Value;
 pub struct Database {
     // Field order matters: the store closes before the directory is removed.
     store: Store,
+    hooks: Hooks,
     _temporary: Option<RemoveOnDrop>,
+}
+
+/// Read-only settings whose values come from outside the database (the
+/// server's node: `raft_leader`): a lower-case name to `None` when the
+/// provider does not know it, `Some(None)` for NULL.
+type SettingsFn = dyn Fn(&str) -> Option<Option<String>> + Send + Sync;
+
+/// How an error of the store's shard reads in SQL, where the default
+/// mapping has no SQLSTATE for it; `None` keeps the default.
+type ErrorFn = dyn Fn(&strata_txn::Error) -> Option<SqlError> + Send + Sync;
+
+/// What the embedder adds to every session ([`Database::with_settings`],
+/// [`Database::with_error_map`]).
+#[derive(Clone, Default)]
+pub(crate) struct Hooks {
+    pub(crate) settings: Option<std::sync::Arc<SettingsFn>>,
+    pub(crate) errors: Option<std::sync::Arc<ErrorFn>>,
+}
+
+impl std::fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hooks")
+            .field("settings", &self.settings.is_some())
+            .field("errors", &self.errors.is_some())
+            .finish()
+    }
+}
+
+impl Hooks {
+    /// A transaction error as SQL: the embedder's mapping, else the default.
+    pub(crate) fn sql_error(&self, e: strata_txn::Error) -> SqlError {
+        self.errors.as_ref().and_then(|map| map(&e)).unwrap_or_else(|| e.into())
+    }
 }
 
 /// Deletes a directory when dropped ([`Database::open_temporary`]).
@@ -49,7 +83,34 @@ impl Database {
     }
 
     pub fn open_with(path: impl AsRef<Path>, opts: TxnOptions) -> Result<Database> {
-        Ok(Database { store: Store::open(path, opts)?, _temporary: None })
+        Ok(Database::with_store(Store::open(path, opts)?))
+    }
+
+    /// A database over an existing store (for example one on a replicated shard).
+    pub fn with_store(store: Store) -> Database {
+        Database { store, hooks: Hooks::default(), _temporary: None }
+    }
+
+    /// Adds read-only settings that SHOW answers when no session setting
+    /// has the name: `provider(name)` (name in lower case) is `None` for a
+    /// name it does not know, `Some(None)` for NULL. SET does not change them.
+    pub fn with_settings(
+        mut self,
+        provider: impl Fn(&str) -> Option<Option<String>> + Send + Sync + 'static,
+    ) -> Database {
+        self.hooks.settings = Some(std::sync::Arc::new(provider));
+        self
+    }
+
+    /// Maps errors of the store's shard at COMMIT to SQL errors where the
+    /// default mapping has no SQLSTATE for them (a replicated shard's
+    /// "not the leader" or "outcome unknown"); `None` keeps the default.
+    pub fn with_error_map(
+        mut self,
+        map: impl Fn(&strata_txn::Error) -> Option<SqlError> + Send + Sync + 'static,
+    ) -> Database {
+        self.hooks.errors = Some(std::sync::Arc::new(map));
+        self
     }
 
     /// A database in a fresh directory under the system's temporary
@@ -78,7 +139,7 @@ impl Database {
 
     /// A new session (connection).
     pub fn session(&self) -> Session {
-        Session::new(self.store.clone())
+        Session::new(self.store.clone()).with_hooks(self.hooks.clone())
     }
 
     /// Runs `sql` (one or more statements) in a new session; returns the

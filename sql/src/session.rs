@@ -136,6 +136,7 @@ pub struct Session {
     state: State,
     settings: BTreeMap<String, String>,
     interrupt: Interrupt,
+    hooks: crate::database::Hooks,
 }
 
 impl std::fmt::Debug for Session {
@@ -196,7 +197,13 @@ impl Session {
             state: State::Idle,
             settings: default_settings(),
             interrupt: Interrupt::default(),
+            hooks: Default::default(),
         }
+    }
+
+    pub(crate) fn with_hooks(mut self, hooks: crate::database::Hooks) -> Session {
+        self.hooks = hooks;
+        self
     }
 
     pub fn status(&self) -> TxnStatus {
@@ -584,7 +591,7 @@ impl Session {
                         Isolation::Snapshot
                     });
                     let result = self.run(&mut txn, read_only, stmt, params).and_then(|r| {
-                        txn.commit()?;
+                        txn.commit().map_err(|e| self.hooks.sql_error(e))?;
                         Ok(r)
                     });
                     match result {
@@ -643,7 +650,7 @@ impl Session {
             }
             State::Failed(_) => Ok(StatementResult::command("ROLLBACK")),
             State::Open(open) => {
-                open.txn.commit()?;
+                open.txn.commit().map_err(|e| self.hooks.sql_error(e))?;
                 Ok(StatementResult::command("COMMIT"))
             }
         }
@@ -878,10 +885,18 @@ impl Session {
             }),
             _ => match self.settings.get(&name) {
                 Some(v) => Ok(one(&name, v.clone())),
-                None => Err(SqlError::new(
-                    sqlstate::UNDEFINED_OBJECT,
-                    format!("unrecognized configuration parameter \"{name}\""),
-                )),
+                // Read-only settings from the embedder (`Database::with_settings`).
+                None => match self.hooks.settings.as_ref().and_then(|get| get(&name)) {
+                    Some(v) => {
+                        let mut r = one(&name, String::new());
+                        r.rows = vec![vec![v.map_or(Value::Null, Value::Text)]];
+                        Ok(r)
+                    }
+                    None => Err(SqlError::new(
+                        sqlstate::UNDEFINED_OBJECT,
+                        format!("unrecognized configuration parameter \"{name}\""),
+                    )),
+                },
             },
         }
     }

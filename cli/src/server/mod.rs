@@ -11,6 +11,19 @@
 //! served at once; the next one is refused with SQLSTATE 53300 after its
 //! startup packet, as PostgreSQL does.
 //!
+//! # A replica set (`--node-id`, `--peers`)
+//!
+//! `strata start --data DIR --listen 127.0.0.1:5433 --node-id 1 --peers
+//! 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003` runs this process as
+//! node 1 of a three-node Raft replica set: `--peers` lists every member's
+//! id and Raft gRPC address, this node's own included (it serves Raft
+//! there; `--listen` stays the PostgreSQL address). Start every member with
+//! the same `--peers`; a new data directory bootstraps the set, an existing
+//! one recovers. Any node's SQL front end serves clients: a follower
+//! forwards reads and commits to the leader, and `SHOW raft_leader` names
+//! the leader (see `cluster` for the SQLSTATEs of a leader change). Without
+//! `--peers` the server runs one local shard, as before.
+//!
 //! Shutdown (SIGINT or SIGTERM) is PostgreSQL's "fast" mode: stop accepting,
 //! cancel running statements (their transactions roll back), close the
 //! connections, close the database, exit 0. Everything acknowledged is
@@ -30,6 +43,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+mod cluster;
 mod connection;
 mod metrics;
 mod values;
@@ -78,6 +92,16 @@ pub struct StartArgs {
     /// PEM private key of --tls-cert.
     #[arg(long, env = "STRATA_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// This node's id in its replica set (with --peers) [default: 1].
+    #[arg(long, env = "STRATA_NODE_ID")]
+    pub node_id: Option<u64>,
+    /// Run as a node of a Raft replica set: every member's id and Raft gRPC
+    /// address, this node's own included, as ID=HOST:PORT,... (for example
+    /// 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003). Any node serves
+    /// SQL; followers forward to the leader; `SHOW raft_leader` names it.
+    /// Without it, a single node with a local shard [default: off].
+    #[arg(long, env = "STRATA_PEERS", value_name = "ID=HOST:PORT,...")]
+    pub peers: Option<String>,
 }
 
 /// The `--config` file: the same settings as the flags.
@@ -94,6 +118,8 @@ struct ConfigFile {
     users: BTreeMap<String, String>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    node_id: Option<u64>,
+    peers: Option<String>,
 }
 
 /// The settings in force, after flags, environment, file and defaults.
@@ -109,6 +135,8 @@ pub struct Settings {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Connections idle this long are closed.
     pub idle_timeout: Option<Duration>,
+    /// This node's replica set, with `--peers`.
+    pub cluster: Option<cluster::Membership>,
 }
 
 impl StartArgs {
@@ -136,6 +164,13 @@ impl StartArgs {
             (None, None) => None,
             _ => anyhow::bail!("tls_cert and tls_key go together"),
         };
+        let cluster = match self.peers.clone().or(file.peers) {
+            Some(peers) => {
+                let node_id = self.node_id.or(file.node_id).unwrap_or(1);
+                Some(cluster::Membership::new(node_id, cluster::parse_peers(&peers)?)?)
+            }
+            None => None,
+        };
         let settings = Settings {
             data: self.data.clone().or(file.data).unwrap_or_else(|| "strata-data".into()),
             listen: self.listen.or(file.listen).unwrap_or(([127, 0, 0, 1], 5433).into()),
@@ -148,6 +183,7 @@ impl StartArgs {
                 .or(file.idle_timeout)
                 .filter(|&s| s > 0)
                 .map(Duration::from_secs),
+            cluster,
         };
         anyhow::ensure!(settings.max_connections > 0, "max_connections must be at least 1");
         Ok(settings)
@@ -158,13 +194,16 @@ impl StartArgs {
 pub fn run(args: StartArgs) -> anyhow::Result<()> {
     let args = args.settings()?;
     quiet_connection_panics();
-    let db = Database::open(&args.data)
-        .with_context(|| format!("opening the database in {}", args.data.display()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("strata-server")
         .build()
         .context("starting the runtime")?;
+    let db = match &args.cluster {
+        None => Database::open(&args.data).map_err(anyhow::Error::from),
+        Some(membership) => runtime.block_on(cluster::open(&args.data, membership)),
+    }
+    .with_context(|| format!("opening the database in {}", args.data.display()))?;
     let result = runtime.block_on(serve(args, db));
     runtime.shutdown_timeout(Duration::from_secs(1));
     result

@@ -8,16 +8,20 @@
 //! - [`sequencer`]: the leader's validation and commit timestamps, pure.
 //! - [`replicated`]: [`ReplicatedShard`], the three above on a real
 //!   [`crate::Node`] with a `strata_lsm::Db` per replica.
+//! - [`forward`]: [`ClusterShard`], what a node's SQL front end runs on:
+//!   its own replica while it leads, the leader over gRPC otherwise.
 //!
 //! The simulator drives `machine` and `sequencer` the same way
 //! (`sim::SimConfig::transactions`), so what it checks is this code.
 
 pub mod command;
+pub mod forward;
 pub mod machine;
 pub mod replicated;
 pub mod sequencer;
 
 pub use command::{Answer, CommandId, ShardCommand};
+pub use forward::{ClusterShard, ForwardConfig};
 pub use machine::{MemVersions, ShardMachine, Versions};
 pub use replicated::{ReplicatedShard, ShardError, block_on};
 pub use sequencer::Sequencer;

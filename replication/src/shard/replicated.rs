@@ -89,6 +89,14 @@ pub enum ShardError {
     /// The operation is not available on replicated shards yet.
     #[error("{0} is not supported on replicated shards yet")]
     NotSupported(&'static str),
+    /// The leader could not serve a forwarded operation for now (no quorum
+    /// yet, overloaded, proposal dropped): nothing was applied; retry.
+    #[error("replica set unavailable: {0}")]
+    Unavailable(String),
+    /// The leader failed a forwarded operation for a reason a retry will
+    /// not fix (storage, corruption, unsupported).
+    #[error("the leader failed: {0}")]
+    Remote(String),
 }
 
 impl ShardError {
@@ -104,14 +112,16 @@ impl ShardError {
     /// Whether trying again (at the leader) may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            ShardError::NotLeader { .. } => true,
+            ShardError::NotLeader { .. } | ShardError::Unavailable(_) => true,
             ShardError::Raft(e) => e.is_retryable(),
             ShardError::Txn(e) => e.is_retryable(),
-            ShardError::Ambiguous { .. } | ShardError::NotSupported(_) => false,
+            ShardError::Ambiguous { .. } | ShardError::NotSupported(_) | ShardError::Remote(_) => {
+                false
+            }
         }
     }
 
-    fn into_txn(self) -> strata_txn::Error {
+    pub(crate) fn into_txn(self) -> strata_txn::Error {
         match self {
             ShardError::Txn(e) => e,
             other => strata_txn::Error::Io {
@@ -327,6 +337,21 @@ impl ReplicatedShard {
         &self.node
     }
 
+    /// The clock that gives this node's commit timestamps.
+    pub fn hlc(&self) -> &Arc<Hlc> {
+        &self.hlc
+    }
+
+    /// The `host:port` of peer `id`'s gRPC service, if it is one.
+    pub fn peer_address(&self, id: NodeId) -> Option<&str> {
+        self.peers.get(&id).map(String::as_str)
+    }
+
+    /// This replica's engine, for reads whose timestamp [`Self::readable_at`] cleared.
+    pub(crate) fn engine_db(&self) -> Arc<Db> {
+        self.engine.db()
+    }
+
     /// Stops the node (pending commits are answered `Ambiguous`).
     pub async fn stop(self) {
         self.node.stop().await;
@@ -432,7 +457,7 @@ impl ReplicatedShard {
     /// later commit is above it), so a node that leads serves at once; a
     /// follower refuses, naming the leader. Above it: a leader round, then
     /// wait for this leader's proposals at or below `ts`.
-    fn readable_at(&self, ts: Timestamp) -> Result<(), ShardError> {
+    pub(crate) fn readable_at(&self, ts: Timestamp) -> Result<(), ShardError> {
         let raft = self.node.status().raft;
         if raft.role != Role::Leader {
             return Err(self.raft_error(Error::NotLeader { leader: raft.leader }));

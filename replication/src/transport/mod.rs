@@ -17,6 +17,13 @@
 //! - **Receiving**: a message that does not decode, or that is addressed to
 //!   another node, fails the call with `InvalidArgument`, never a panic; a
 //!   full inbound queue drops the message (counted in the reply).
+//! - **Forwarded shard operations** (`Shard`): a node whose SQL front end
+//!   serves a client sends reads and commits to the leader
+//!   (`crate::shard::forward`). The service hands each to the node's
+//!   [`ShardHandler`] on tokio's blocking pool (a shard operation waits on
+//!   the Raft driver), at most [`MAX_FORWARDED`] at once: more are refused
+//!   as retryable, never queued without bound. Before a handler is
+//!   registered the call fails with `Unavailable`.
 
 pub mod pb {
     //! Generated from `proto/raft.proto`.
@@ -25,8 +32,8 @@ pub mod pb {
 }
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use prost::Message as _;
@@ -337,25 +344,54 @@ pub trait Inbox: Send + Sync + 'static {
     fn deliver(&self, msg: Message) -> Result<bool, tonic::Status>;
 }
 
+/// Serves shard operations forwarded by other nodes (see the module doc).
+/// Called on a blocking thread; may wait.
+pub trait ShardHandler: Send + Sync + std::fmt::Debug + 'static {
+    fn handle(&self, request: pb::ShardRequest) -> pb::ShardReply;
+}
+
+/// Where a node's [`ShardHandler`] is registered once its shard exists.
+pub type ShardSlot = Arc<OnceLock<Arc<dyn ShardHandler>>>;
+
+/// Forwarded shard operations served at once by one node; more are refused
+/// as retryable (admission control).
+pub const MAX_FORWARDED: usize = 256;
+
 /// The tonic service of the receiving side.
-#[derive(Debug)]
 pub struct Service<I> {
     id: NodeId,
     inbox: I,
     stats: Arc<TransportStats>,
+    shard: ShardSlot,
+    forwarded: Arc<tokio::sync::Semaphore>,
+}
+
+impl<I> std::fmt::Debug for Service<I> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service").field("id", &self.id).finish_non_exhaustive()
+    }
 }
 
 impl<I: Inbox> Service<I> {
-    /// The service of node `id`, with the message size limit applied.
+    /// The service of node `id`, with the message size limit applied;
+    /// forwarded shard operations go to the handler in `shard`, once set.
     pub fn new(
         id: NodeId,
         inbox: I,
         config: &TransportConfig,
         stats: Arc<TransportStats>,
+        shard: ShardSlot,
     ) -> pb::raft_transport_server::RaftTransportServer<Service<I>> {
-        pb::raft_transport_server::RaftTransportServer::new(Service { id, inbox, stats })
-            .max_decoding_message_size(config.max_message_bytes)
-            .max_encoding_message_size(config.max_message_bytes)
+        let forwarded = Arc::new(tokio::sync::Semaphore::new(MAX_FORWARDED));
+        pb::raft_transport_server::RaftTransportServer::new(Service {
+            id,
+            inbox,
+            stats,
+            shard,
+            forwarded,
+        })
+        .max_decoding_message_size(config.max_message_bytes)
+        .max_encoding_message_size(config.max_message_bytes)
     }
 }
 
@@ -386,6 +422,34 @@ impl<I: Inbox> pb::raft_transport_server::RaftTransport for Service<I> {
             }
         }
         Ok(tonic::Response::new(pb::DeliverReply { accepted }))
+    }
+
+    async fn shard(
+        &self,
+        request: tonic::Request<pb::ShardRequest>,
+    ) -> Result<tonic::Response<pb::ShardReply>, tonic::Status> {
+        let Some(handler) = self.shard.get().cloned() else {
+            return Err(tonic::Status::unavailable("this node serves no shard yet"));
+        };
+        let Ok(permit) = self.forwarded.clone().try_acquire_owned() else {
+            let failure = pb::shard_failure::Kind::Retry(format!(
+                "node {} is serving {MAX_FORWARDED} forwarded operations",
+                self.id
+            ));
+            return Ok(tonic::Response::new(pb::ShardReply {
+                failure: Some(pb::ShardFailure { kind: Some(failure) }),
+                ..Default::default()
+            }));
+        };
+        let request = request.into_inner();
+        let reply = tokio::task::spawn_blocking(move || {
+            let reply = handler.handle(request);
+            drop(permit);
+            reply
+        })
+        .await
+        .map_err(|e| tonic::Status::internal(format!("shard operation failed: {e}")))?;
+        Ok(tonic::Response::new(reply))
     }
 }
 
