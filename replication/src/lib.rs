@@ -100,7 +100,9 @@
 //! each citing the rule it checks; `tests/sim.rs` runs hundreds of seeds of
 //! the simulator, and 200 of the lease race; `tests/file_store*.rs` check the
 //! durable store (model, corruption, SIGKILL); `tests/cluster.rs` runs three
-//! nodes over gRPC. `cargo run -p strata-replication --example replay --
+//! nodes over gRPC; `tests/replicated_shard.rs` and `tests/cluster_shard.rs`
+//! run transactions on them, the latter through a follower that forwards
+//! while the leader stops. `cargo run -p strata-replication --example replay --
 //! SEED [NODES] [lease-race]` replays one seed with a trace of every event.
 //!
 //! Not here yet (issue 7): multi-shard (prepare/commit) transactions and

@@ -18,17 +18,17 @@
 //!
 //! A commit takes one command id from this node ([`ReplicatedShard::next_id`])
 //! and keeps it for every attempt, for up to `commit_wait`. An attempt
-//! whose answer is lost (the RPC failed after it may have been delivered,
-//! or the leader answered `Ambiguous`) is retried with the same id at
-//! whichever node leads then. That is safe because of how the leader treats
-//! an id (`replicated`): after its leader round every entry of an earlier
-//! term that can still commit is applied, so it either finds the id's first
-//! outcome and returns it, or knows the first attempt can never commit and
-//! validates afresh; an attempt still in flight at that same leader is
-//! answered `Ambiguous`, and waited out. A commit never applies twice. If
-//! `commit_wait` runs out after an attempt that may have been delivered,
-//! the error is [`ShardError::Ambiguous`] (the SQL layer reports SQLSTATE
-//! 40003): the outcome is not guessed.
+//! whose answer is lost (the RPC failed after it may have been delivered:
+//! anything but a refused connection; or the leader answered `Ambiguous`)
+//! is retried with the same id at whichever node leads then. That is safe
+//! because of how the leader treats an id (`replicated`): after its leader
+//! round every entry of an earlier term that can still commit is applied,
+//! so it either finds the id's first outcome and returns it, or knows the
+//! first attempt can never commit and validates afresh; an attempt still in
+//! flight at that same leader is answered `Ambiguous`, and waited out. A
+//! commit never applies twice. If `commit_wait` runs out after an attempt
+//! that may have been delivered, the error is [`ShardError::Ambiguous`]
+//! (the SQL layer reports SQLSTATE 40003): the outcome is not guessed.
 //!
 //! # Reads
 //!
@@ -255,10 +255,11 @@ impl Inner {
         }
     }
 
-    /// One forwarded call to `to`; a transport failure is `Err(reason)`.
-    fn call(&self, to: NodeId, request: pb::ShardRequest) -> Result<pb::ShardReply, String> {
+    /// One forwarded call to `to`.
+    fn call(&self, to: NodeId, request: pb::ShardRequest) -> Result<pb::ShardReply, CallFailed> {
         let Some(client) = self.clients.get(&to) else {
-            return Err(format!("node {to} is not a peer"));
+            let reason = format!("node {to} is not a peer");
+            return Err(CallFailed { reason, maybe_delivered: false });
         };
         let mut client = client.clone();
         let timeout = self.config.rpc_timeout;
@@ -266,12 +267,15 @@ impl Inner {
         self.runtime.spawn(async move {
             let _ = tx.send(tokio::time::timeout(timeout, client.shard(request)).await);
         });
-        match block_on(rx) {
-            Ok(Ok(Ok(reply))) => Ok(reply.into_inner()),
-            Ok(Ok(Err(status))) => Err(format!("node {to}: {}", status.message())),
-            Ok(Err(_)) => Err(format!("node {to} did not answer within {timeout:?}")),
-            Err(_) => Err("the runtime stopped".into()),
-        }
+        let (reason, maybe_delivered) = match block_on(rx) {
+            Ok(Ok(Ok(reply))) => return Ok(reply.into_inner()),
+            Ok(Ok(Err(status))) => {
+                (format!("node {to}: {}", status.message()), !connection_refused(&status))
+            }
+            Ok(Err(_)) => (format!("node {to} did not answer within {timeout:?}"), true),
+            Err(_) => ("the runtime stopped".to_string(), true),
+        };
+        Err(CallFailed { reason, maybe_delivered })
     }
 
     /// Runs a read at the leader, waiting for one (module doc).
@@ -288,7 +292,7 @@ impl Inner {
                 Route::Local => local(&self.local),
                 Route::Remote(to) => match self.call(to, request.clone()) {
                     Ok(reply) => reply_result(reply, self).map(&remote),
-                    Err(reason) => Err(ShardError::Unavailable(reason)),
+                    Err(failed) => Err(ShardError::Unavailable(failed.reason)),
                 },
                 Route::Wait => Err(ShardError::NotLeader { leader: None, address: None }),
             };
@@ -316,11 +320,13 @@ impl Inner {
                 Route::Local => self.local.commit_with_id(id, request),
                 Route::Remote(to) => match self.call(to, message.clone()) {
                     Ok(reply) => reply_result(reply, self).map(|r| r.ts),
-                    Err(reason) => {
-                        // The call may have been delivered: the outcome is
-                        // unknown until a retry with the same id tells.
-                        unknown = Some(reason.clone());
-                        Err(ShardError::Unavailable(reason))
+                    Err(failed) => {
+                        // A call that may have been delivered leaves the
+                        // outcome unknown until a retry with the same id tells.
+                        if failed.maybe_delivered {
+                            unknown = Some(failed.reason.clone());
+                        }
+                        Err(ShardError::Unavailable(failed.reason))
                     }
                 },
                 Route::Wait => Err(ShardError::NotLeader { leader: None, address: None }),
@@ -367,6 +373,28 @@ impl Inner {
             |reply| (reply.rows.into_iter().map(|r| (r.key, r.value)).collect(), reply.more),
         )
     }
+}
+
+/// A forwarded call that got no answer.
+struct CallFailed {
+    reason: String,
+    /// False only when the request surely never left: the connection was refused.
+    maybe_delivered: bool,
+}
+
+/// Whether the call failed because the peer refused the connection (so no
+/// byte of the request was sent).
+fn connection_refused(status: &tonic::Status) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// Whether trying the same operation again here (at the leader named next)
