@@ -340,6 +340,15 @@ pub fn object_name(n: &ast::ObjectName) -> Result<String> {
     }
 }
 
+/// A `character(n)` value as text, without its trailing blanks (what
+/// PostgreSQL's bpchar-to-text cast yields); any other expression as it is.
+fn without_padding(e: Expr, ty: &DataType) -> Expr {
+    match ty {
+        DataType::Char(_) => Expr::Func(Func::Rtrim, vec![e], DataType::Text),
+        _ => e,
+    }
+}
+
 /// One of [`CatalogView`]'s maps for [`Expr::Lookup`].
 type CatalogMap = fn(&CatalogView) -> HashMap<String, Value>;
 
@@ -751,6 +760,14 @@ impl<'t> Binder<'t> {
         if !comparable(&lt, &rt) && !is_untyped_literal(l) && !is_untyped_literal(r) {
             return Err(type_mismatch(op, &lt, &rt));
         }
+        // character(n) compares without its trailing blanks. Two values of
+        // one character(n) type are padded alike and compare as they are
+        // (which keeps index access paths); otherwise a character side is
+        // trimmed, as PostgreSQL's bpchar comparison (against character(m))
+        // or its cast to text (against text) does.
+        if lt != rt {
+            return Ok((without_padding(le, &lt), without_padding(re, &rt)));
+        }
         Ok((le, re))
     }
 
@@ -1035,11 +1052,12 @@ impl<'t> Binder<'t> {
             }
             E::Cast { expr, data_type, .. } => {
                 let to = DataType::from_ast(data_type)?;
-                let (x, _) = self.expr_in(expr, scope, agg)?;
+                let (x, from) = self.expr_in(expr, scope, agg)?;
                 // Fold casts of literals now, so bad input fails at bind time.
                 if let Expr::Literal(v) = &x {
-                    return Ok((Expr::Literal(v.cast(&to)?), to));
+                    return Ok((Expr::Literal(v.cast_from(&from, &to)?), to));
                 }
+                let x = if matches!(to, DataType::Char(_)) { x } else { without_padding(x, &from) };
                 self.note_param(&x, &to);
                 (Expr::Cast(Box::new(x), to.clone()), to)
             }
@@ -1210,8 +1228,9 @@ impl<'t> Binder<'t> {
                 return Ok((Expr::Or(Box::new(a), Box::new(b)), DataType::Bool));
             }
             B::StringConcat => {
-                let (a, _) = self.expr_in(l, scope, agg)?;
-                let (b, _) = self.expr_in(r, scope, agg)?;
+                let (a, at) = self.expr_in(l, scope, agg)?;
+                let (b, bt) = self.expr_in(r, scope, agg)?;
+                let (a, b) = (without_padding(a, &at), without_padding(b, &bt));
                 return Ok((Expr::Concat(Box::new(a), Box::new(b)), DataType::Text));
             }
             _ => {}
@@ -1400,6 +1419,12 @@ impl<'t> Binder<'t> {
             return Ok((self.catalog_lookup(key, map, LookupMiss::Null)?, DataType::Text));
         }
         let (func, ty) = functions::resolve(&name, &types)?;
+        if !matches!(func, Func::Coalesce | Func::Greatest | Func::Least | Func::Nullif) {
+            // Text functions see character(n) as text: without its padding.
+            for (b, t) in bound.iter_mut().zip(&types) {
+                *b = without_padding(b.clone(), t);
+            }
+        }
         if matches!(func, Func::Coalesce | Func::Greatest | Func::Least | Func::Nullif) {
             for ((b, t), a) in bound.iter_mut().zip(&types).zip(&args) {
                 if *t != ty && a.is_some_and(is_untyped_literal) {
