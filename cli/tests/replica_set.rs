@@ -37,7 +37,9 @@ struct Node {
 }
 
 impl Node {
-    fn start(&mut self, peers: &str) {
+    /// Starts the process; an error if it exited before serving (its Raft
+    /// port was taken, say).
+    fn start(&mut self, peers: &str) -> Result<(), String> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
             .args(["start", "--listen", "127.0.0.1:0", "--node-id"])
             .arg(self.id.to_string())
@@ -51,7 +53,10 @@ impl Node {
         let port = loop {
             let mut line = String::new();
             let n = stdout.read_line(&mut line).expect("read the server's stdout");
-            assert!(n > 0, "node {} exited before listening", self.id);
+            if n == 0 {
+                let _ = child.wait();
+                return Err(format!("node {} exited before listening", self.id));
+            }
             if let Some(rest) = line.split(" protocol on 127.0.0.1:").nth(1) {
                 let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
                 break digits.parse::<u16>().expect("port");
@@ -60,6 +65,7 @@ impl Node {
         std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
         self.child = Some(child);
         *self.pg_port.lock().unwrap() = Some(port);
+        Ok(())
     }
 
     fn kill(&mut self) {
@@ -262,21 +268,31 @@ fn node_dir(root: &Path, id: u64) -> PathBuf {
 #[test]
 fn replica_set_survives_a_killed_leader_and_the_history_checks() {
     let root = tempfile::tempdir().unwrap();
-    let peers: String = (1..=NODES)
-        .map(|id| format!("{id}=127.0.0.1:{}", free_port()))
-        .collect::<Vec<_>>()
-        .join(",");
-    let mut nodes: Vec<Node> = (1..=NODES)
-        .map(|id| Node {
-            id,
-            data: node_dir(root.path(), id),
-            child: None,
-            pg_port: Arc::new(Mutex::new(None)),
+    // A port found free may be taken before the node binds it: try afresh
+    // (new ports, new directories) a few times.
+    let (peers, mut nodes) = (0..3)
+        .find_map(|attempt| {
+            let peers: String = (1..=NODES)
+                .map(|id| format!("{id}=127.0.0.1:{}", free_port()))
+                .collect::<Vec<_>>()
+                .join(",");
+            let mut nodes: Vec<Node> = (1..=NODES)
+                .map(|id| Node {
+                    id,
+                    data: node_dir(&root.path().join(attempt.to_string()), id),
+                    child: None,
+                    pg_port: Arc::new(Mutex::new(None)),
+                })
+                .collect();
+            match nodes.iter_mut().try_for_each(|node| node.start(&peers)) {
+                Ok(()) => Some((peers, nodes)),
+                Err(e) => {
+                    eprintln!("attempt {attempt}: {e}; trying other ports");
+                    None
+                }
+            }
         })
-        .collect();
-    for node in &mut nodes {
-        node.start(&peers);
-    }
+        .expect("three attempts to start the replica set failed");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(async move {
         let leader = agreed_leader(&nodes, None).await;
@@ -315,7 +331,7 @@ fn replica_set_survives_a_killed_leader_and_the_history_checks() {
         wait_commits(&shared, 20, "commits after the kill").await;
 
         // Restart it while the workload runs; it rejoins as a follower.
-        nodes[(old - 1) as usize].start(&peers);
+        nodes[(old - 1) as usize].start(&peers).expect("restart the killed node");
         wait_commits(&shared, 20, "commits after the restart").await;
         shared.stop.store(true, Ordering::SeqCst);
         for c in clients {

@@ -60,7 +60,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct StartArgs {
     /// A TOML file with any of the settings below (`data`, `listen`,
-    /// `max_connections`, `http`).
+    /// `max_connections`, `http`, `node_id`, `peers`, ...).
     #[arg(long, env = "STRATA_CONFIG")]
     pub config: Option<PathBuf>,
     /// Database directory, created if missing [default: strata-data].
@@ -434,6 +434,19 @@ mod tests {
         assert_eq!(s.max_connections, 9);
         assert_eq!(s.data, PathBuf::from("strata-data"));
         assert_eq!(s.http, None);
+    }
+
+    #[test]
+    fn peers_make_a_replica_set_member_and_must_name_this_node() {
+        let (_file, mut args) =
+            config("node_id = 2\npeers = \"1=127.0.0.1:7001,2=127.0.0.1:7002\"\n");
+        let cluster = args.settings().unwrap().cluster.unwrap();
+        assert_eq!(cluster.node_id, 2);
+        assert_eq!(cluster.peers[&1], "127.0.0.1:7001");
+        args.node_id = Some(3);
+        let e = format!("{:#}", args.settings().unwrap_err());
+        assert!(e.contains("--node-id 3"), "{e}");
+        assert_eq!(StartArgs::default().settings().unwrap().cluster, None);
     }
 
     #[test]

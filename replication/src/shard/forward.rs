@@ -479,7 +479,12 @@ impl Shard for ClusterShard {
     fn scan(&self, range: KeyRange, ts: Timestamp, reverse: bool) -> strata_txn::Result<RowIter> {
         let inner = &self.inner;
         if matches!(inner.route(None), Route::Local) {
-            return inner.local.scan(range, ts, reverse);
+            // The local engine's own scan, unpaged; if this node stopped
+            // leading meanwhile, the paged path below finds the leader.
+            match inner.local.scan(range.clone(), ts, reverse) {
+                Err(e) if ShardError::of(&e).is_some_and(retry_here) => {}
+                other => return other,
+            }
         }
         let (rows, more) = inner.scan_page(&range, ts, reverse).map_err(ShardError::into_txn)?;
         let mut scan =
