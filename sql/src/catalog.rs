@@ -175,14 +175,23 @@ pub fn drop_table(txn: &mut Txn, table: &Table) -> Result<()> {
     Ok(())
 }
 
-/// A new table id.
-pub fn allocate_table_id(txn: &mut Txn) -> Result<u32> {
+/// A new table id for a table `txn` creates. The counter moves in a
+/// transaction of its own, committed at once: like a PostgreSQL sequence or
+/// oid it is never rolled back, so concurrent CREATE TABLEs (of different
+/// names) do not conflict on it, and a rolled-back CREATE leaves a gap.
+pub fn allocate_table_id(txn: &Txn) -> Result<u32> {
     let key = counter_key("table_id");
-    let next = match txn.get(&key)? {
-        Some(v) => u64::from_le_bytes(v.try_into().map_err(|_| corrupt("table id counter"))?),
-        None => FIRST_TABLE_ID,
-    };
-    txn.put(&key, &(next + 1).to_le_bytes())?;
+    let next = txn.store().run(strata_txn::Isolation::Snapshot, |counter| {
+        let next = match counter.get(&key)? {
+            Some(v) => u64::from_le_bytes(
+                v.try_into()
+                    .map_err(|_| strata_txn::Error::Corruption("table id counter".into()))?,
+            ),
+            None => FIRST_TABLE_ID,
+        };
+        counter.put(&key, &(next + 1).to_le_bytes())?;
+        Ok(next)
+    })?;
     u32::try_from(next)
         .map_err(|_| SqlError::new(sqlstate::PROGRAM_LIMIT_EXCEEDED, "too many tables created"))
 }

@@ -53,6 +53,11 @@ impl Txn {
         self.start_ts
     }
 
+    /// The store this transaction runs on.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     pub fn isolation(&self) -> Isolation {
         self.isolation
     }
