@@ -1003,6 +1003,14 @@ fn idle_connections_are_closed_but_busy_ones_are_not() {
         tokio::time::sleep(Duration::from_millis(2500)).await;
         c.query_one("SELECT 1", &[]).await.expect_err("the idle connection was closed");
         assert!(c.is_closed());
+        // Before it hangs up, the server says why, as PostgreSQL does.
+        let mut raw = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        raw.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        raw.write_all(&startup_message()).unwrap();
+        let mut said = Vec::new();
+        raw.read_to_end(&mut said).expect("the server hangs up after the timeout");
+        let said = String::from_utf8_lossy(&said);
+        assert!(said.contains("57P05") && said.contains("idle-session timeout"), "{said:?}");
         let fresh = connect(&server).await;
         let n: i64 = fresh.query_one("SELECT count(*) FROM n", &[]).await.unwrap().get(0);
         assert_eq!(n, 120);

@@ -341,6 +341,9 @@ impl Connection {
         // The socket moves to the new thread's own runtime.
         let Connection { socket, tls, shared, idle_timeout, mut stopping } = self;
         let socket = socket.into_std()?;
+        // A second handle on a plain (not TLS) socket, to say FATAL when the
+        // idle timeout closes it: pgwire owns the first.
+        let farewell = if tls.is_none() { socket.try_clone().ok() } else { None };
         std::thread::Builder::new().name("strata-conn".into()).spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
             let serve = || match runtime {
@@ -350,7 +353,16 @@ impl Connection {
                     let activity = handlers.activity();
                     tokio::select! {
                         _ = process_socket(socket, tls, handlers) => {}
-                        _ = idle_watch(activity, idle_timeout) => {}
+                        _ = idle_watch(activity, idle_timeout) => {
+                            if let Some(mut socket) = farewell {
+                                // Idle: no reply is being written, so this
+                                // message cannot interleave with one.
+                                let _ = std::io::Write::write_all(&mut socket, &fatal_message(
+                                    "57P05",
+                                    "terminating connection due to idle-session timeout",
+                                ));
+                            }
+                        }
                         _ = stopping.wait_for(|stop| *stop) => {}
                     }
                 }),
@@ -367,6 +379,22 @@ impl Connection {
             drop(permit);
         })
     }
+}
+
+/// A FATAL ErrorResponse, encoded by hand for the one place that writes
+/// outside pgwire (the idle timeout).
+fn fatal_message(code: &str, message: &str) -> Vec<u8> {
+    let mut fields = Vec::new();
+    for (tag, value) in [(b'S', "FATAL"), (b'V', "FATAL"), (b'C', code), (b'M', message)] {
+        fields.push(tag);
+        fields.extend_from_slice(value.as_bytes());
+        fields.push(0);
+    }
+    fields.push(0);
+    let mut msg = vec![b'E'];
+    msg.extend_from_slice(&(fields.len() as u32 + 4).to_be_bytes());
+    msg.extend(fields);
+    msg
 }
 
 /// Resolves once the connection has been idle for `timeout` (never without one);
