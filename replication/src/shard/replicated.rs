@@ -72,7 +72,7 @@ use crate::types::{Index, NodeId};
 #[derive(Debug, thiserror::Error)]
 pub enum ShardError {
     /// This node does not lead: send the request to `leader` (at `address`) if known.
-    #[error("not the leader (leader: {leader:?} at {address:?})")]
+    #[error("{}", not_leader(*leader, address.as_deref()))]
     NotLeader { leader: Option<NodeId>, address: Option<String> },
     /// The commit may or may not have been applied (the node stopped, or a
     /// snapshot replaced its log, before the answer). Retry with the same
@@ -97,6 +97,17 @@ pub enum ShardError {
     /// not fix (storage, corruption, unsupported).
     #[error("the leader failed: {0}")]
     Remote(String),
+}
+
+/// `NotLeader`'s message: who leads, or that nobody is known to.
+fn not_leader(leader: Option<NodeId>, address: Option<&str>) -> String {
+    match (leader, address) {
+        (None, _) => "no Raft leader is known (an election is under way, or too few replicas \
+                      are up for one); retry"
+            .to_string(),
+        (Some(l), Some(a)) => format!("not the leader: node {l} at {a} leads"),
+        (Some(l), None) => format!("not the leader: node {l} leads"),
+    }
 }
 
 impl ShardError {
@@ -125,7 +136,7 @@ impl ShardError {
         match self {
             ShardError::Txn(e) => e,
             other => strata_txn::Error::Io {
-                path: PathBuf::from("<replicated shard>"),
+                path: PathBuf::from("the replica set"),
                 source: std::io::Error::other(other),
             },
         }
