@@ -150,6 +150,19 @@ fn point_select(c: &mut Criterion) {
         })
     });
 
+    // A prepared statement: parsed once, its plan cached by the session and
+    // revalidated against the table descriptor on each execution.
+    let prepared = session.prepare(POINT_SELECT).expect("valid SQL");
+    let mut next = keys.iter().cycle();
+    group.bench_function("sql_prepared", |b| {
+        b.iter(|| {
+            let k = *next.next().expect("cycle");
+            let r = session.execute_prepared(&prepared, &[Value::Int(k)]).expect("point select");
+            assert_eq!(r.rows.len(), 1);
+            black_box(r.rows)
+        })
+    });
+
     let mut next = keys.iter().cycle();
     group.bench_function("sql_db_query", |b| {
         b.iter(|| {

@@ -137,6 +137,12 @@ pub fn get_table(txn: &mut Txn, name: &str) -> Result<Option<Arc<Table>>> {
     }
 }
 
+/// A table's descriptor as stored (to tell whether it changed), as of the
+/// transaction's snapshot.
+pub fn descriptor_bytes(txn: &mut Txn, name: &str) -> Result<Option<Vec<u8>>> {
+    Ok(txn.get(&descriptor_key(name))?)
+}
+
 /// Reads a table's schema or fails with 42P01.
 pub fn require_table(txn: &mut Txn, name: &str) -> Result<Arc<Table>> {
     get_table(txn, name)?.ok_or_else(|| {

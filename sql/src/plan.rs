@@ -297,6 +297,12 @@ pub struct Binder<'t> {
     outer: Vec<Scope>,
     /// The catalog as the system tables show it, read once per statement.
     catalog_view: Option<Arc<CatalogView>>,
+    /// The user tables whose descriptors the plan was bound against.
+    pub tables_read: Vec<String>,
+    /// Whether the plan depends on nothing but those descriptors (and so
+    /// may be cached: see `Session`'s plan cache). Reading the system
+    /// catalogs bakes their rows into the plan, so it is not.
+    pub cacheable: bool,
 }
 
 impl std::fmt::Debug for Binder<'_> {
@@ -620,6 +626,8 @@ impl<'t> Binder<'t> {
             ctes: Vec::new(),
             outer: Vec::new(),
             catalog_view: None,
+            tables_read: Vec::new(),
+            cacheable: true,
         }
     }
 
@@ -629,6 +637,7 @@ impl<'t> Binder<'t> {
         if let Some(view) = &self.catalog_view {
             return Ok(view.clone());
         }
+        self.cacheable = false;
         let view = Arc::new(CatalogView::load(self.txn)?);
         self.catalog_view = Some(view.clone());
         Ok(view)
@@ -1670,6 +1679,7 @@ impl<'t> Binder<'t> {
                 }
                 let name = object_name(ast_name)?;
                 let table = catalog::require_table(self.txn, &name)?;
+                self.tables_read.push(name.clone());
                 let mut scope = Scope::of_table(&table, alias_name.as_deref());
                 rename_columns(&mut scope, alias.as_ref());
                 Ok((Node::Scan { table, access: Access::Full, for_update }, scope))

@@ -11,20 +11,22 @@
 //! SERIALIZABLE validates reads too.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use sqlparser::ast;
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::{Parser, ParserError};
 use strata_txn::{Isolation, Savepoint, Store, Txn, clock};
 
+use crate::catalog;
 use crate::copy::CopyCommand;
 use crate::ddl;
 use crate::dml;
 use crate::error::{Result, SqlError, sqlstate};
 use crate::exec::{self, Cx, Interrupt, Limits, Profile, Row};
-use crate::plan::{Access, Binder, JoinKind, Node, OutputColumn, SetOpKind};
+use crate::plan::{Access, Binder, JoinKind, Node, OutputColumn, Planned, SetOpKind};
 use crate::types::{DataType, Value};
 
 /// What one statement produced.
@@ -119,12 +121,20 @@ pub struct Description {
 /// wire protocol's prepared statements; embedded callers skip re-parsing).
 #[derive(Clone, Debug)]
 pub struct Prepared {
+    /// Names the statement's entry in a session's plan cache.
+    id: u64,
     statement: ast::Statement,
     /// The `AS OF SYSTEM TIME` clause, if the query had one.
     as_of: Option<String>,
 }
 
 impl Prepared {
+    fn new(statement: ast::Statement, as_of: Option<String>) -> Prepared {
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Prepared { id, statement, as_of }
+    }
+
     pub fn statement(&self) -> &ast::Statement {
         &self.statement
     }
@@ -137,6 +147,34 @@ pub struct Session {
     settings: BTreeMap<String, String>,
     interrupt: Interrupt,
     hooks: crate::database::Hooks,
+    /// Bound plans of prepared SELECTs, by [`Prepared`] id.
+    plans: HashMap<u64, CachedPlan>,
+    /// The prepared statement running now, whose plan may be cached.
+    running_prepared: Option<u64>,
+}
+
+/// How many prepared plans a session keeps; past it the cache starts over.
+const PLAN_CACHE_ENTRIES: usize = 256;
+
+/// A prepared SELECT's bound plan, reused while every table descriptor it
+/// was bound against reads the same bytes in the running transaction
+/// (DDL rewrites the descriptor, so any change of schema rebinds). Plans that
+/// read the system catalogs are never cached: their rows are computed at
+/// bind time.
+struct CachedPlan {
+    planned: Arc<Planned>,
+    descriptors: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl CachedPlan {
+    fn still_valid(&self, txn: &mut Txn) -> Result<bool> {
+        for (name, bytes) in &self.descriptors {
+            if catalog::descriptor_bytes(txn, name)? != *bytes {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
 }
 
 impl std::fmt::Debug for Session {
@@ -198,6 +236,8 @@ impl Session {
             settings: default_settings(),
             interrupt: Interrupt::default(),
             hooks: Default::default(),
+            plans: HashMap::new(),
+            running_prepared: None,
         }
     }
 
@@ -369,7 +409,7 @@ impl Session {
             return Ok(cmd.columns.clone());
         }
         let source = match (&cmd.table, &cmd.query) {
-            (_, Some(q)) => Prepared { statement: ast::Statement::Query(q.clone()), as_of: None },
+            (_, Some(q)) => Prepared::new(ast::Statement::Query(q.clone()), None),
             (Some(table), None) => {
                 self.prepare(&format!("SELECT * FROM {}", quote_ident(table)))?
             }
@@ -475,7 +515,7 @@ impl Session {
         };
         let mut statements = parse(text)?;
         match statements.len() {
-            1 => Ok(Prepared { statement: statements.remove(0), as_of }),
+            1 => Ok(Prepared::new(statements.remove(0), as_of)),
             0 => Err(SqlError::new(sqlstate::SYNTAX_ERROR, "empty statement")),
             _ => Err(SqlError::new(
                 sqlstate::SYNTAX_ERROR,
@@ -493,7 +533,12 @@ impl Session {
         self.interrupt.reset();
         match &prepared.as_of {
             Some(at) => self.as_of_statement(&prepared.statement, at, params),
-            None => self.statement(&prepared.statement, params),
+            None => {
+                self.running_prepared = Some(prepared.id);
+                let result = self.statement(&prepared.statement, params);
+                self.running_prepared = None;
+                result
+            }
         }
     }
 
@@ -958,6 +1003,29 @@ impl Session {
         self.bind_and_run(txn, read_only, stmt, params, false).map(|(r, _)| r)
     }
 
+    /// Binds a query, or for a prepared statement reuses its cached plan
+    /// when that is still valid in this transaction.
+    fn plan_query(&mut self, binder: &mut Binder<'_>, q: &ast::Query) -> Result<Arc<Planned>> {
+        let Some(id) = self.running_prepared else { return Ok(Arc::new(binder.query(q)?)) };
+        if let Some(cached) = self.plans.get(&id)
+            && cached.still_valid(binder.txn)?
+        {
+            return Ok(cached.planned.clone());
+        }
+        let planned = Arc::new(binder.query(q)?);
+        if binder.cacheable {
+            let mut descriptors = Vec::with_capacity(binder.tables_read.len());
+            for name in &binder.tables_read {
+                descriptors.push((name.clone(), catalog::descriptor_bytes(binder.txn, name)?));
+            }
+            if self.plans.len() >= PLAN_CACHE_ENTRIES {
+                self.plans.clear();
+            }
+            self.plans.insert(id, CachedPlan { planned: planned.clone(), descriptors });
+        }
+        Ok(planned)
+    }
+
     /// Binds `stmt` in `txn` and, unless `describe_only`, runs it. Returns the
     /// result (only its columns when describing) and the inferred parameter types.
     fn bind_and_run(
@@ -1015,13 +1083,13 @@ impl Session {
         }
         let result = match stmt {
             S::Query(q) => {
-                let planned = binder.query(q)?;
+                let planned = self.plan_query(&mut binder, q)?;
                 let mut cx = Cx::new(binder.txn, params, now, &limits);
                 let rows = collect(&planned.node, &mut cx)?;
                 Ok(StatementResult {
                     tag: format!("SELECT {}", rows.len()),
                     count: rows.len() as u64,
-                    columns: planned.columns,
+                    columns: planned.columns.clone(),
                     rows,
                     notices: Vec::new(),
                 })

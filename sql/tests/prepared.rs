@@ -208,3 +208,57 @@ fn a_multi_statement_script_is_one_implicit_transaction() {
     assert!(script.error.is_some());
     assert_eq!(db.query("SELECT count(*) FROM item", &[]).unwrap().get::<i64>(0, 0).unwrap(), 2);
 }
+
+/// A prepared SELECT keeps its bound plan between executions, and binds again
+/// when a table it reads changes shape, also inside a transaction and when
+/// another session made the change; plans over the system catalogs are
+/// computed afresh each time.
+#[test]
+fn cached_plans_follow_schema_changes() {
+    let db = database();
+    let mut s = db.session();
+    let mut other = db.session();
+    s.execute("INSERT INTO item VALUES (1, 'one', 1.50, NULL), (2, 'two', 2.50, NULL)", &[])
+        .unwrap();
+    let select = s.prepare("SELECT * FROM item WHERE id = $1").unwrap();
+    let names = |r: &strata_sql::StatementResult| -> Vec<String> {
+        r.columns.iter().map(|c| c.name.clone()).collect()
+    };
+    let first = s.execute_prepared(&select, &[Value::Int(2)]).unwrap();
+    assert_eq!(names(&first), ["id", "name", "price", "added"]);
+    assert_eq!(first.rows[0][1], Value::Text("two".into()));
+    // Again from the cache: the same answer for another parameter.
+    let again = s.execute_prepared(&select, &[Value::Int(1)]).unwrap();
+    assert_eq!(again.rows[0][1], Value::Text("one".into()));
+
+    // Another session drops a column in the middle: rows no longer decode
+    // as the old plan expects, so the plan must be rebuilt.
+    other.execute("ALTER TABLE item DROP COLUMN name", &[]).unwrap();
+    let after = s.execute_prepared(&select, &[Value::Int(1)]).unwrap();
+    assert_eq!(names(&after), ["id", "price", "added"]);
+    assert_eq!(after.rows[0][1].to_pg_text(), "1.50");
+
+    // Inside a transaction, its own DDL counts.
+    s.execute("BEGIN", &[]).unwrap();
+    s.execute("ALTER TABLE item ADD COLUMN note TEXT", &[]).unwrap();
+    s.execute("UPDATE item SET note = 'n' WHERE id = 1", &[]).unwrap();
+    let inside = s.execute_prepared(&select, &[Value::Int(1)]).unwrap();
+    assert_eq!(names(&inside), ["id", "price", "added", "note"]);
+    assert_eq!(inside.rows[0][3], Value::Text("n".into()));
+    s.execute("ROLLBACK", &[]).unwrap();
+    let rolled_back = s.execute_prepared(&select, &[Value::Int(1)]).unwrap();
+    assert_eq!(names(&rolled_back), ["id", "price", "added"]);
+
+    // A table dropped and created again under the same name is a new table.
+    other.execute("DROP TABLE item", &[]).unwrap();
+    other.execute("CREATE TABLE item (id INT PRIMARY KEY, label TEXT)", &[]).unwrap();
+    other.execute("INSERT INTO item VALUES (1, 'fresh')", &[]).unwrap();
+    let recreated = s.execute_prepared(&select, &[Value::Int(1)]).unwrap();
+    assert_eq!(recreated.rows, vec![vec![Value::Int(1), Value::Text("fresh".into())]]);
+
+    let tables = s.prepare("SELECT count(*) FROM pg_class WHERE relkind = 'r'").unwrap();
+    let before = s.execute_prepared(&tables, &[]).unwrap().rows[0][0].clone();
+    other.execute("CREATE TABLE extra (x INT)", &[]).unwrap();
+    let after = s.execute_prepared(&tables, &[]).unwrap().rows[0][0].clone();
+    assert_eq!((before, after), (Value::Int(1), Value::Int(2)));
+}
