@@ -143,6 +143,18 @@ pub fn descriptor_bytes(txn: &mut Txn, name: &str) -> Result<Option<Vec<u8>>> {
     Ok(txn.get(&descriptor_key(name))?)
 }
 
+/// [`require_table`], also returning the descriptor's bytes (what
+/// [`descriptor_bytes`] reads) for a plan cache to compare against later.
+pub fn require_table_and_bytes(txn: &mut Txn, name: &str) -> Result<(Arc<Table>, Vec<u8>)> {
+    match txn.get(&descriptor_key(name))? {
+        Some(bytes) => Ok((Arc::new(decode_table(&bytes)?), bytes)),
+        None => Err(SqlError::new(
+            sqlstate::UNDEFINED_TABLE,
+            format!("relation \"{name}\" does not exist"),
+        )),
+    }
+}
+
 /// Reads a table's schema or fails with 42P01.
 pub fn require_table(txn: &mut Txn, name: &str) -> Result<Arc<Table>> {
     get_table(txn, name)?.ok_or_else(|| {

@@ -297,8 +297,8 @@ pub struct Binder<'t> {
     outer: Vec<Scope>,
     /// The catalog as the system tables show it, read once per statement.
     catalog_view: Option<Arc<CatalogView>>,
-    /// The user tables whose descriptors the plan was bound against.
-    pub tables_read: Vec<String>,
+    /// The user tables the plan was bound against, with their descriptors' bytes.
+    pub tables_read: Vec<(String, Vec<u8>)>,
     /// Whether the plan depends on nothing but those descriptors (and so
     /// may be cached: see `Session`'s plan cache). Reading the system
     /// catalogs bakes their rows into the plan, so it is not.
@@ -1678,8 +1678,8 @@ impl<'t> Binder<'t> {
                     return Ok((Node::Values { rows }, scope));
                 }
                 let name = object_name(ast_name)?;
-                let table = catalog::require_table(self.txn, &name)?;
-                self.tables_read.push(name.clone());
+                let (table, descriptor) = catalog::require_table_and_bytes(self.txn, &name)?;
+                self.tables_read.push((name.clone(), descriptor));
                 let mut scope = Scope::of_table(&table, alias_name.as_deref());
                 rename_columns(&mut scope, alias.as_ref());
                 Ok((Node::Scan { table, access: Access::Full, for_update }, scope))

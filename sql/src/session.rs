@@ -163,13 +163,13 @@ const PLAN_CACHE_ENTRIES: usize = 256;
 /// bind time.
 struct CachedPlan {
     planned: Arc<Planned>,
-    descriptors: Vec<(String, Option<Vec<u8>>)>,
+    descriptors: Vec<(String, Vec<u8>)>,
 }
 
 impl CachedPlan {
     fn still_valid(&self, txn: &mut Txn) -> Result<bool> {
         for (name, bytes) in &self.descriptors {
-            if catalog::descriptor_bytes(txn, name)? != *bytes {
+            if catalog::descriptor_bytes(txn, name)?.as_ref() != Some(bytes) {
                 return Ok(false);
             }
         }
@@ -1014,10 +1014,7 @@ impl Session {
         }
         let planned = Arc::new(binder.query(q)?);
         if binder.cacheable {
-            let mut descriptors = Vec::with_capacity(binder.tables_read.len());
-            for name in &binder.tables_read {
-                descriptors.push((name.clone(), catalog::descriptor_bytes(binder.txn, name)?));
-            }
+            let descriptors = std::mem::take(&mut binder.tables_read);
             if self.plans.len() >= PLAN_CACHE_ENTRIES {
                 self.plans.clear();
             }
