@@ -502,6 +502,72 @@ fn random_and_truncated_messages_never_stall_or_harm_the_server() {
     });
 }
 
+/// A frontend message: its type byte, then its length and `body`.
+fn frontend(kind: u8, body: &[u8]) -> Vec<u8> {
+    let mut msg = vec![kind];
+    msg.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+    msg.extend_from_slice(body);
+    msg
+}
+
+/// The type bytes of the whole backend messages in `bytes`; panics on a torn one.
+fn message_kinds(bytes: &[u8]) -> Vec<u8> {
+    let mut kinds = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        assert!(rest.len() >= 5, "torn reply {bytes:02x?}");
+        let len = u32::from_be_bytes(rest[1..5].try_into().unwrap()) as usize;
+        assert!(len >= 4 && rest.len() > len, "torn reply {bytes:02x?}");
+        kinds.push(rest[0]);
+        rest = &rest[1 + len..];
+    }
+    kinds
+}
+
+#[test]
+fn each_round_of_replies_arrives_in_one_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let mut s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(&startup_message()).unwrap();
+    let mut startup = Vec::new();
+    while !startup.ends_with(b"Z\0\0\0\x05I") {
+        let mut buf = [0u8; 4096];
+        let n = s.read(&mut buf).expect("startup replies");
+        assert!(n > 0, "the server hung up during startup");
+        startup.extend_from_slice(&buf[..n]);
+    }
+    message_kinds(&startup);
+
+    // Parse, Bind, Describe, Execute and Sync in one write, as drivers send
+    // them; the replies are held until ReadyForQuery and sent with one write,
+    // so one read returns them all. Then the same with an error, which skips
+    // to Sync, and a simple query.
+    let unnamed_round = |sql: &str| {
+        let mut parse = vec![0];
+        parse.extend_from_slice(sql.as_bytes());
+        parse.extend_from_slice(b"\0\0\0");
+        let mut round = frontend(b'P', &parse);
+        round.extend(frontend(b'B', &[0; 8])); // no parameters, text results
+        round.extend(frontend(b'D', b"P\0"));
+        round.extend(frontend(b'E', &[0; 5])); // every row
+        round.extend(frontend(b'S', b""));
+        round
+    };
+    for (input, replies) in [
+        (unnamed_round("SELECT 1 + 1"), &b"12TDCZ"[..]),
+        (unnamed_round("SELEKT 1"), b"EZ"),
+        (frontend(b'Q', b"SELECT 1; SELECT 2\0"), b"TDCTDCZ"),
+        (unnamed_round("SELECT 'still serving'"), b"12TDCZ"),
+    ] {
+        s.write_all(&input).unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        let n = s.read(&mut buf).expect("replies");
+        assert_eq!(message_kinds(&buf[..n]), replies, "{:?}", String::from_utf8_lossy(&buf[..n]));
+    }
+}
+
 #[test]
 fn sigterm_exits_cleanly_and_sigkill_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();

@@ -7,9 +7,10 @@
 //! thread. A commit's fsync or a long query stalls only its own connection,
 //! and a statement costs no hand-off between threads (measured: with a
 //! hand-off to tokio's blocking pool, context switches were most of the
-//! server's CPU time on point reads). At most `max_connections` clients are
-//! served at once; the next one is refused with SQLSTATE 53300 after its
-//! startup packet, as PostgreSQL does.
+//! server's CPU time on point reads). Replies are held and sent with one
+//! write per round, as PostgreSQL's are (see [`wire`]). At most
+//! `max_connections` clients are served at once; the next one is refused
+//! with SQLSTATE 53300 after its startup packet, as PostgreSQL does.
 //!
 //! # A replica set (`--node-id`, `--peers`)
 //!
@@ -47,6 +48,7 @@ mod cluster;
 mod connection;
 mod metrics;
 mod values;
+mod wire;
 
 /// What `server_version` reports: PostgreSQL 15 semantics, and who we are.
 pub const SERVER_VERSION: &str = "15.0 (Strata 0.1.0)";
@@ -268,7 +270,8 @@ async fn serve(args: Settings, db: Database) -> anyhow::Result<()> {
                         continue;
                     }
                 };
-                // Small messages go out at once; replies are already coalesced.
+                // Replies go out at once: `wire` already gathers each batch
+                // into one write.
                 let _ = socket.set_nodelay(true);
                 let shared = shared.clone();
                 let tls = tls.clone();
@@ -352,11 +355,12 @@ impl Connection {
                     let handlers = connection::Handlers::new(shared.clone());
                     let activity = handlers.activity();
                     tokio::select! {
-                        _ = process_socket(socket, tls, handlers) => {}
+                        _ = wire::serve(socket, tls, handlers) => {}
                         _ = idle_watch(activity, idle_timeout) => {
                             if let Some(mut socket) = farewell {
-                                // Idle: no reply is being written, so this
-                                // message cannot interleave with one.
+                                // Idle: every reply has been sent (`wire`
+                                // sends before it waits for the client), so
+                                // this message cannot interleave with one.
                                 let _ = std::io::Write::write_all(&mut socket, &fatal_message(
                                     "57P05",
                                     "terminating connection due to idle-session timeout",
