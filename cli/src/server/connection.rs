@@ -177,7 +177,9 @@ fn secret_bytes(key: &SecretKey) -> Vec<u8> {
 /// Parse time (as PostgreSQL analyses a statement when it is prepared).
 #[derive(Clone, Debug)]
 pub struct Statement {
-    prepared: Prepared,
+    /// Shared with each execution, which takes it to the session: a count
+    /// goes up, the syntax tree is not copied.
+    prepared: Arc<Prepared>,
     description: Description,
 }
 
@@ -830,7 +832,7 @@ impl QueryParser for Parser {
             if description.params.len() < given.len() {
                 description.params.resize(given.len(), None);
             }
-            Ok::<_, SqlError>(Statement { prepared, description })
+            Ok::<_, SqlError>(Statement { prepared: Arc::new(prepared), description })
         })();
         described.map(Some).map_err(user_error)
     }
@@ -960,7 +962,7 @@ impl ExtendedQueryHandler for Conn {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let params = self.decode_params(portal)?;
-        let prepared = portal.statement.statement.prepared.clone();
+        let prepared = Arc::clone(&portal.statement.statement.prepared);
         if let Some(copy) = CopyCommand::from_statement(prepared.statement()).map_err(user_error)? {
             if copy.from_client {
                 let columns = self.start_copy_in(copy).await?.map_err(user_error)?;
