@@ -490,8 +490,12 @@ fn matching_plan(
     selection: &Option<ast::Expr>,
 ) -> Result<Node> {
     let scope = Scope::of_table(table, alias);
-    let mut node =
-        Node::Scan { table: table.clone(), access: plan::Access::Full, for_update: false };
+    let mut node = Node::Scan {
+        table: table.clone(),
+        access: plan::Access::Full,
+        for_update: false,
+        needed: None,
+    };
     if let Some(w) = selection {
         let (predicate, ty) = binder.expr(w, &scope)?;
         if ty != DataType::Bool {
@@ -502,7 +506,12 @@ fn matching_plan(
         }
         let access = plan::choose_access(table, &predicate);
         node = Node::Filter {
-            input: Box::new(Node::Scan { table: table.clone(), access, for_update: false }),
+            input: Box::new(Node::Scan {
+                table: table.clone(),
+                access,
+                for_update: false,
+                needed: None,
+            }),
             predicate,
         };
     }

@@ -573,6 +573,59 @@ pub fn decode_row(buf: &[u8], types: &[DataType]) -> Result<Vec<Value>> {
     Ok(values)
 }
 
+/// [`decode_row`] for the columns where `needed` is true; the others are
+/// checked for shape and skipped (no allocation, no UTF-8 check) and read
+/// as NULL.
+pub fn decode_row_columns(buf: &[u8], types: &[DataType], needed: &[bool]) -> Result<Vec<Value>> {
+    debug_assert_eq!(types.len(), needed.len(), "one flag per column");
+    let mut r = RowReader { buf, pos: 0 };
+    let count = r.length()?;
+    if count > types.len() {
+        return Err(corrupt_row());
+    }
+    let mut values = Vec::with_capacity(types.len());
+    for (ty, &keep) in types[..count].iter().zip(needed) {
+        if keep {
+            values.push(read_row_value(&mut r, ty)?);
+        } else {
+            skip_row_value(&mut r, ty)?;
+            values.push(Value::Null);
+        }
+    }
+    if r.pos != buf.len() {
+        return Err(corrupt_row());
+    }
+    values.resize(types.len(), Value::Null);
+    Ok(values)
+}
+
+/// Moves past one encoded value of type `ty` without decoding it.
+fn skip_row_value(r: &mut RowReader<'_>, ty: &DataType) -> Result<()> {
+    let tag = r.byte()?;
+    match (tag, ty) {
+        (row_tag::NULL, _) | (row_tag::FALSE | row_tag::TRUE, DataType::Bool) => {}
+        (row_tag::INT, DataType::Int2 | DataType::Int4 | DataType::Int8)
+        | (row_tag::DATE, DataType::Date)
+        | (row_tag::TIMESTAMP, DataType::Timestamp) => {
+            r.varint()?;
+        }
+        (row_tag::FLOAT, DataType::Float4 | DataType::Float8) => {
+            r.bytes(8)?;
+        }
+        (row_tag::NUMERIC, DataType::Numeric { .. }) => {
+            r.byte()?;
+            r.varint()?;
+        }
+        (row_tag::TEXT, DataType::Text | DataType::Varchar(_) | DataType::Char(_))
+        | (row_tag::BYTES, DataType::Bytea) => {
+            let len = r.length()?;
+            r.bytes(len)?;
+        }
+        _ => return Err(corrupt_row()),
+    }
+    Ok(())
+}
+
 fn read_row_value(r: &mut RowReader<'_>, ty: &DataType) -> Result<Value> {
     let tag = r.byte()?;
     if tag == row_tag::NULL {
@@ -684,6 +737,46 @@ mod tests {
                 assert_eq!(pos, k.len());
             }
         }
+    }
+
+    #[test]
+    fn decoding_some_columns_skips_the_others_as_null() {
+        let types = [
+            DataType::Int8,
+            DataType::Text,
+            DataType::Bool,
+            DataType::Numeric { precision: None, scale: None },
+            DataType::Float8,
+            DataType::Bytea,
+            DataType::Date,
+            DataType::Timestamp,
+            DataType::Text,
+        ];
+        let values = [
+            Value::Int(-7),
+            Value::Text("héllo".into()),
+            Value::Bool(true),
+            num("-12.345"),
+            Value::Float(2.5),
+            Value::Bytes(vec![0, 255]),
+            Value::Date(-3),
+            Value::Timestamp(1_000_000),
+            Value::Null,
+        ];
+        let mut row = Vec::new();
+        encode_row(&values, &mut row);
+        for mask in 0..1u32 << types.len() {
+            let needed: Vec<bool> = (0..types.len()).map(|i| mask & (1 << i) != 0).collect();
+            let expected: Vec<Value> = values
+                .iter()
+                .zip(&needed)
+                .map(|(v, &keep)| if keep { v.clone() } else { Value::Null })
+                .collect();
+            assert_eq!(decode_row_columns(&row, &types, &needed).unwrap(), expected);
+        }
+        // Skipping still checks the shape: a truncated row is corrupt.
+        let all_skipped = vec![false; types.len()];
+        assert!(decode_row_columns(&row[..row.len() - 1], &types, &all_skipped).is_err());
     }
 
     #[test]

@@ -27,7 +27,7 @@ use strata_lsm::KeyRange;
 use strata_txn::{Txn, TxnScan};
 
 use crate::catalog::{PRIMARY_INDEX, Table};
-use crate::encoding::{decode_row, encode_key};
+use crate::encoding::{decode_row, decode_row_columns, encode_key};
 use crate::error::{Result, SqlError, sqlstate};
 use crate::expr::{Accumulator, Expr, truth};
 use crate::plan::{Access, JoinKind, Node, SetOpKind, SortKey};
@@ -240,9 +240,13 @@ pub fn build(node: &Node) -> Box<dyn Operator + '_> {
         Node::Series { start, stop, step } => {
             Box::new(SeriesOp { bounds: (start, stop, step.as_ref()), state: None })
         }
-        Node::Scan { table, access, for_update } => {
-            Box::new(ScanOp { table, access, for_update: *for_update, state: ScanState::Init })
-        }
+        Node::Scan { table, access, for_update, needed } => Box::new(ScanOp {
+            table,
+            access,
+            for_update: *for_update,
+            decoder: RowDecoder::new(table, needed.as_deref()),
+            state: ScanState::Init,
+        }),
         Node::Filter { input, predicate } => Box::new(FilterOp { input: build(input), predicate }),
         Node::Project { input, exprs } => Box::new(ProjectOp { input: build(input), exprs }),
         Node::Aggregate { input, group_by, aggs, streaming: false } => {
@@ -301,6 +305,7 @@ pub fn build(node: &Node) -> Box<dyn Operator + '_> {
             on: on.as_ref(),
             right_width: *right_width,
             for_update: *for_update,
+            decoder: RowDecoder::new(table, None),
             profile_id: inner_profile_id(node),
             current: None,
         }),
@@ -432,15 +437,41 @@ enum ScanState {
 
 /// Reads the row with primary key `key` (`FOR UPDATE`: also validated at
 /// commit).
-fn fetch(table: &Table, for_update: bool, key: &[u8], cx: &mut Cx<'_>) -> Result<Option<Row>> {
+fn fetch(
+    decoder: &RowDecoder,
+    for_update: bool,
+    key: &[u8],
+    cx: &mut Cx<'_>,
+) -> Result<Option<Row>> {
     let value = if for_update { cx.txn.get_for_update(key)? } else { cx.txn.get(key)? };
-    value.map(|v| decode_row(&v, &table.column_types())).transpose()
+    value.map(|v| decoder.decode(&v)).transpose()
+}
+
+/// Decodes a table's stored rows: the column types, computed once per
+/// operator, and the columns the plan reads (the rest are skipped, NULL).
+struct RowDecoder {
+    types: Vec<DataType>,
+    needed: Option<Arc<[bool]>>,
+}
+
+impl RowDecoder {
+    fn new(table: &Table, needed: Option<&[bool]>) -> RowDecoder {
+        RowDecoder { types: table.column_types(), needed: needed.map(Arc::from) }
+    }
+
+    fn decode(&self, value: &[u8]) -> Result<Row> {
+        match &self.needed {
+            Some(needed) => decode_row_columns(value, &self.types, needed),
+            None => decode_row(value, &self.types),
+        }
+    }
 }
 
 /// The next row of an open scan of `table`: a primary-key entry is the row,
 /// a secondary index entry leads to it.
 fn scan_next(
     table: &Table,
+    decoder: &RowDecoder,
     for_update: bool,
     state: &mut ScanState,
     cx: &mut Cx<'_>,
@@ -462,7 +493,7 @@ fn scan_next(
                 if for_update {
                     cx.txn.get_for_update(&key)?;
                 }
-                decode_row(&value, &table.column_types()).map(Some)
+                decoder.decode(&value).map(Some)
             }
         },
         ScanState::Index(scan) => match scan.next() {
@@ -474,7 +505,7 @@ fn scan_next(
                 let (_, pk) = entry?;
                 let mut key = table.index_prefix(PRIMARY_INDEX);
                 key.extend_from_slice(&pk);
-                fetch(table, for_update, &key, cx)?.map(Some).ok_or_else(|| {
+                fetch(decoder, for_update, &key, cx)?.map(Some).ok_or_else(|| {
                     SqlError::new(
                         sqlstate::DATA_CORRUPTED,
                         format!("index entry of table \"{}\" points at a missing row", table.name),
@@ -544,6 +575,7 @@ struct ScanOp<'p> {
     table: &'p Table,
     access: &'p Access,
     for_update: bool,
+    decoder: RowDecoder,
     state: ScanState,
 }
 
@@ -559,7 +591,7 @@ impl ScanOp<'_> {
                 let Some(key) = encode_prefix(primary, exprs, &types, cx)? else {
                     return Ok(None);
                 };
-                return fetch(t, self.for_update, &key, cx);
+                return fetch(&self.decoder, self.for_update, &key, cx);
             }
             Access::PrimaryRange { eq, lower, upper, reverse } => {
                 let types = index_types(t, PRIMARY_INDEX)?;
@@ -593,7 +625,7 @@ impl Operator for ScanOp<'_> {
         cx.check_interrupt()?;
         match self.state {
             ScanState::Init => self.open(cx),
-            _ => scan_next(self.table, self.for_update, &mut self.state, cx),
+            _ => scan_next(self.table, &self.decoder, self.for_update, &mut self.state, cx),
         }
     }
 }
@@ -1094,6 +1126,7 @@ struct IndexJoinOp<'p> {
     on: Option<&'p Expr>,
     right_width: usize,
     for_update: bool,
+    decoder: RowDecoder,
     profile_id: usize,
     /// The left row being joined, its open lookup, and whether it matched.
     current: Option<(Row, ScanState, bool)>,
@@ -1115,7 +1148,7 @@ impl IndexJoinOp<'_> {
         Ok(if self.index != PRIMARY_INDEX {
             ScanState::Index(cx.txn.scan(range, false)?)
         } else if self.lookup.len() == self.table.primary_key.len() {
-            ScanState::Fetched(fetch(self.table, self.for_update, &key, cx)?)
+            ScanState::Fetched(fetch(&self.decoder, self.for_update, &key, cx)?)
         } else {
             ScanState::Rows(cx.txn.scan(range, false)?)
         })
@@ -1175,7 +1208,7 @@ impl Operator for IndexJoinOp<'_> {
                 cx,
                 |op, cx| {
                     let (_, state, _) = op.current.as_mut().expect("a left row");
-                    scan_next(op.table, op.for_update, state, cx)
+                    scan_next(op.table, &op.decoder, op.for_update, state, cx)
                 },
                 Option::is_some,
             )?;

@@ -120,6 +120,9 @@ pub enum Node {
         table: Arc<Table>,
         access: Access,
         for_update: bool,
+        /// The columns operators above read (see [`prune_columns`]); the
+        /// others are not decoded and read as NULL. `None`: all.
+        needed: Option<Arc<[bool]>>,
     },
     Filter {
         input: Box<Node>,
@@ -343,6 +346,150 @@ pub fn object_name(n: &ast::ObjectName) -> Result<String> {
             sqlstate::UNDEFINED_TABLE,
             format!("relation \"{n}\" does not exist"),
         )),
+    }
+}
+
+/// Which columns of a node's output are read above it.
+#[derive(Clone, Debug)]
+enum Needed {
+    All,
+    Some(std::collections::BTreeSet<usize>),
+}
+
+impl Needed {
+    fn none() -> Needed {
+        Needed::Some(Default::default())
+    }
+
+    fn has(&self, column: usize) -> bool {
+        match self {
+            Needed::All => true,
+            Needed::Some(set) => set.contains(&column),
+        }
+    }
+
+    /// Adds the columns `e` reads; a subquery inside may read any column of
+    /// the row (through `Expr::Outer`), so it needs them all.
+    fn add_expr(&mut self, e: &Expr) {
+        let Needed::Some(set) = self else { return };
+        match e {
+            Expr::Column(i) => {
+                set.insert(*i);
+            }
+            Expr::InSubquery { .. }
+            | Expr::Exists { .. }
+            | Expr::ScalarSubquery(_)
+            | Expr::ArraySubquery(_) => *self = Needed::All,
+            other => {
+                for child in other.children() {
+                    self.add_expr(child);
+                }
+            }
+        }
+    }
+
+    /// The part of a join's needs that falls on its right side (columns
+    /// from `left_width` on), renumbered from 0.
+    fn right_of(&self, left_width: usize) -> Needed {
+        match self {
+            Needed::All => Needed::All,
+            Needed::Some(set) => {
+                Needed::Some(set.range(left_width..).map(|c| c - left_width).collect())
+            }
+        }
+    }
+
+    fn left_of(&self, left_width: usize) -> Needed {
+        match self {
+            Needed::All => Needed::All,
+            Needed::Some(set) => Needed::Some(set.range(..left_width).copied().collect()),
+        }
+    }
+}
+
+/// Projection pruning for a query's plan: marks on every scan the columns
+/// that operators above it read, so that the others are neither decoded nor
+/// carried through sorts, joins and aggregations; projected expressions
+/// whose output nobody reads become NULL. The query's own output is read
+/// whole. Subquery plans inside expressions are left as they are, and a
+/// node whose expressions hold one keeps all its input columns.
+pub fn prune_columns(node: &mut Node) {
+    prune(node, Needed::All);
+}
+
+fn prune(node: &mut Node, needed: Needed) {
+    match node {
+        Node::Values { .. } | Node::Series { .. } => {}
+        Node::Scan { table, needed: mask, .. } => {
+            if let Needed::Some(set) = needed {
+                let columns: Vec<bool> =
+                    (0..table.columns.len()).map(|c| set.contains(&c)).collect();
+                if columns.iter().any(|&c| !c) {
+                    *mask = Some(columns.into());
+                }
+            }
+        }
+        Node::Filter { input, predicate } => {
+            let mut needed = needed;
+            needed.add_expr(predicate);
+            prune(input, needed);
+        }
+        Node::Project { input, exprs } => {
+            let mut below = Needed::none();
+            for (i, e) in exprs.iter_mut().enumerate() {
+                if needed.has(i) {
+                    below.add_expr(e);
+                } else {
+                    *e = Expr::Literal(Value::Null);
+                }
+            }
+            prune(input, below);
+        }
+        Node::Aggregate { input, group_by, aggs, .. } => {
+            let mut below = Needed::none();
+            for e in group_by.iter().chain(aggs.iter().flat_map(|a| a.args.iter())) {
+                below.add_expr(e);
+            }
+            prune(input, below);
+        }
+        Node::Sort { input, keys } | Node::TopN { input, keys, .. } => {
+            let mut needed = needed;
+            if let Needed::Some(set) = &mut needed {
+                set.extend(keys.iter().map(|k| k.column));
+            }
+            prune(input, needed);
+        }
+        Node::Limit { input, .. } => prune(input, needed),
+        Node::Distinct { input } => prune(input, Needed::All),
+        Node::SetOp { left, right, .. } => {
+            prune(left, Needed::All);
+            prune(right, Needed::All);
+        }
+        Node::Join { left, right, equi, on, left_width, .. } => {
+            let mut combined = needed;
+            if let Some(on) = on {
+                combined.add_expr(on);
+            }
+            let mut left_needed = combined.left_of(*left_width);
+            let mut right_needed = combined.right_of(*left_width);
+            for (l, r) in equi.iter() {
+                left_needed.add_expr(l);
+                right_needed.add_expr(r);
+            }
+            prune(left, left_needed);
+            prune(right, right_needed);
+        }
+        Node::IndexJoin { left, lookup, equi, on, left_width, .. } => {
+            let mut combined = needed;
+            if let Some(on) = on {
+                combined.add_expr(on);
+            }
+            let mut left_needed = combined.left_of(*left_width);
+            for e in lookup.iter().chain(equi.iter().map(|(l, _)| l)) {
+                left_needed.add_expr(e);
+            }
+            prune(left, left_needed);
+        }
     }
 }
 
@@ -1682,7 +1829,7 @@ impl<'t> Binder<'t> {
                 self.tables_read.push((name.clone(), descriptor));
                 let mut scope = Scope::of_table(&table, alias_name.as_deref());
                 rename_columns(&mut scope, alias.as_ref());
-                Ok((Node::Scan { table, access: Access::Full, for_update }, scope))
+                Ok((Node::Scan { table, access: Access::Full, for_update, needed: None }, scope))
             }
             ast::TableFactor::Derived { lateral: false, subquery, alias, .. } => {
                 let planned = self.query(subquery)?;
@@ -2053,9 +2200,10 @@ fn sort_key(column: usize, o: &ast::OrderByExpr) -> SortKey {
 /// stay above.
 fn with_filter(node: Node, predicate: Expr) -> Node {
     match node {
-        Node::Scan { table, for_update, .. } => {
+        Node::Scan { table, for_update, needed, .. } => {
             let access = choose_access(&table, &predicate);
-            Node::Filter { input: Box::new(Node::Scan { table, access, for_update }), predicate }
+            let scan = Node::Scan { table, access, for_update, needed };
+            Node::Filter { input: Box::new(scan), predicate }
         }
         Node::Filter { input, predicate: first } if matches!(*input, Node::Scan { .. }) => {
             with_filter(*input, Expr::And(Box::new(first), Box::new(predicate)))
@@ -2705,6 +2853,58 @@ mod tests {
         fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
             items[self.below(items.len() as u64) as usize]
         }
+    }
+
+    /// The decode masks projection pruning puts on a plan's scans, in plan order.
+    fn scan_masks(sql: &str) -> Vec<Option<Vec<bool>>> {
+        fn walk(node: &super::Node, out: &mut Vec<Option<Vec<bool>>>) {
+            use super::Node as N;
+            match node {
+                N::Scan { needed, .. } => out.push(needed.as_deref().map(<[bool]>::to_vec)),
+                N::Values { .. } | N::Series { .. } => {}
+                N::Filter { input, .. }
+                | N::Project { input, .. }
+                | N::Aggregate { input, .. }
+                | N::Sort { input, .. }
+                | N::TopN { input, .. }
+                | N::Limit { input, .. }
+                | N::Distinct { input }
+                | N::IndexJoin { left: input, .. } => walk(input, out),
+                N::Join { left, right, .. } | N::SetOp { left, right, .. } => {
+                    walk(left, out);
+                    walk(right, out);
+                }
+            }
+        }
+        let db = Database::open_temporary().expect("temporary database");
+        db.execute("CREATE TABLE w (id INT PRIMARY KEY, a INT, b TEXT, c TEXT)", &[]).unwrap();
+        let mut txn = db.store().begin();
+        let mut binder = super::Binder::new(&mut txn);
+        let statement = crate::parse(sql).unwrap().remove(0);
+        let sqlparser::ast::Statement::Query(q) = statement else { panic!("a query") };
+        let mut planned = binder.query(&q).unwrap();
+        super::prune_columns(&mut planned.node);
+        let mut out = Vec::new();
+        walk(&planned.node, &mut out);
+        out
+    }
+
+    #[test]
+    fn scans_decode_only_the_columns_read_above_them() {
+        let (t, f) = (true, false);
+        assert_eq!(scan_masks("SELECT b FROM w WHERE a > 1"), [Some(vec![f, t, t, f])]);
+        assert_eq!(scan_masks("SELECT count(*) FROM w"), [Some(vec![f, f, f, f])]);
+        assert_eq!(scan_masks("SELECT * FROM w"), [None]);
+        assert_eq!(
+            scan_masks("SELECT x.b FROM w x JOIN w y ON x.a = y.id ORDER BY y.c"),
+            [Some(vec![f, t, t, f]), Some(vec![t, f, f, t])]
+        );
+        // A subquery may read any column of the row it is evaluated on.
+        assert_eq!(
+            scan_masks("SELECT id FROM w x WHERE EXISTS (SELECT 1 FROM w y WHERE y.c = x.c)"),
+            [None]
+        );
+        assert_eq!(scan_masks("SELECT DISTINCT a FROM w"), [Some(vec![f, t, f, f])]);
     }
 
     fn all_columns(n: usize) -> Vec<super::SortKey> {

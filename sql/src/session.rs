@@ -1006,13 +1006,18 @@ impl Session {
     /// Binds a query, or for a prepared statement reuses its cached plan
     /// when that is still valid in this transaction.
     fn plan_query(&mut self, binder: &mut Binder<'_>, q: &ast::Query) -> Result<Arc<Planned>> {
-        let Some(id) = self.running_prepared else { return Ok(Arc::new(binder.query(q)?)) };
+        let plan = |binder: &mut Binder<'_>| -> Result<Arc<Planned>> {
+            let mut planned = binder.query(q)?;
+            crate::plan::prune_columns(&mut planned.node);
+            Ok(Arc::new(planned))
+        };
+        let Some(id) = self.running_prepared else { return plan(binder) };
         if let Some(cached) = self.plans.get(&id)
             && cached.still_valid(binder.txn)?
         {
             return Ok(cached.planned.clone());
         }
-        let planned = Arc::new(binder.query(q)?);
+        let planned = plan(binder)?;
         if binder.cacheable {
             let descriptors = std::mem::take(&mut binder.tables_read);
             if self.plans.len() >= PLAN_CACHE_ENTRIES {
