@@ -496,6 +496,17 @@ fn random_and_truncated_messages_never_stall_or_harm_the_server() {
                 rest = &rest[1 + len..];
             }
         }
+        // A Bind that claims five parameter formats and holds none: the
+        // client hears FATAL 08P01 before the connection closes.
+        let mut s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.write_all(&startup_message()).unwrap();
+        s.write_all(&[b'B', 0, 0, 0, 8, 0, 0, 0, 5]).unwrap();
+        let mut said = Vec::new();
+        s.read_to_end(&mut said).expect("the server hangs up");
+        let said = String::from_utf8_lossy(&said);
+        assert!(said.contains("FATAL") && said.contains("08P01"), "{said:?}");
+
         c.execute("INSERT INTO k VALUES (1)", &[]).await.expect("still serving");
         let n: i64 = c.query_one("SELECT count(*) FROM k", &[]).await.unwrap().get(0);
         assert_eq!(n, 1);

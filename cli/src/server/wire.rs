@@ -34,6 +34,7 @@ use std::time::Duration;
 use futures::{FutureExt, SinkExt, StreamExt};
 use pgwire::api::query::ExtendedQueryHandler;
 use pgwire::api::{ClientInfo, ErrorHandler, PgWireConnectionState, PgWireServerHandlers};
+use pgwire::error::ErrorInfo;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::tokio::TlsAcceptor;
 use pgwire::tokio::server::{
@@ -186,7 +187,7 @@ where
     loop {
         // A message already received is processed at once, its replies held
         // with those before it; otherwise everything held goes out first.
-        let message = match socket.next().now_or_never() {
+        let message = match next_message(socket).now_or_never() {
             Some(message) => message,
             None => {
                 push(socket).await?;
@@ -196,16 +197,25 @@ where
                         | PgWireConnectionState::AuthenticationInProgress
                 ) {
                     tokio::select! {
-                        _ = &mut startup_timeout => None,
-                        message = socket.next() => message,
+                        _ = &mut startup_timeout => Incoming::End,
+                        message = next_message(socket) => message,
                     }
                 } else {
-                    socket.next().await
+                    next_message(socket).await
                 }
             }
         };
-        // End of input, or a message that cannot be decoded: hang up.
-        let Some(Ok(message)) = message else { break };
+        let message = match message {
+            Incoming::Message(message) => message,
+            Incoming::End => break,
+            // As PostgreSQL: FATAL 08P01, then hang up; nothing else of the
+            // client's input can be trusted to be framed right.
+            Incoming::Malformed(why) => {
+                let info = ErrorInfo::new("FATAL".into(), "08P01".into(), why);
+                let _ = socket.feed(PgWireBackendMessage::ErrorResponse(info.into())).await;
+                break;
+            }
+        };
         // The client is leaving (asyncpg waits for the socket to close).
         if matches!(message, PgWireFrontendMessage::Terminate(_)) {
             break;
@@ -253,6 +263,28 @@ where
         }
     }
     Ok(())
+}
+
+/// What the client sent next.
+enum Incoming {
+    Message(PgWireFrontendMessage),
+    /// End of input (or of the startup time).
+    End,
+    /// A frame that does not decode, with the reason.
+    Malformed(String),
+}
+
+/// Reads the next message. pgwire's decoder rejects some malformed frames
+/// (a count larger than the message holds) by panicking; that panic stops
+/// here and counts as a malformed message, so the client hears why its
+/// connection ends. (The server's panic hook logs it in one line.)
+async fn next_message<St>(socket: &mut Socket<St>) -> Incoming {
+    match std::panic::AssertUnwindSafe(socket.next()).catch_unwind().await {
+        Ok(Some(Ok(message))) => Incoming::Message(message),
+        Ok(None) => Incoming::End,
+        Ok(Some(Err(e))) => Incoming::Malformed(format!("invalid frontend message: {e}")),
+        Err(_) => Incoming::Malformed("invalid frontend message: malformed message".into()),
+    }
 }
 
 /// Sends every reply held: pgwire's write buffer into the [`Corked`]
