@@ -2,8 +2,15 @@
 //! loopback against a `LocalShard`, through `strata_txn::Store`:
 //!
 //! ```text
-//! cargo run --release -p strata-replication --example shard_bench -- [SECONDS] [CLIENTS...]
+//! cargo run --release -p strata-replication --example shard_bench -- [--only local|replicated] [SECONDS] [CLIENTS...]
 //! ```
+//!
+//! `--only` runs one side (for profiling one of them with `perf record`).
+//! The replicas tick every 50 ms (the `NodeConfig` default), or every
+//! `TICK_MS` milliseconds from the environment. Each line ends with the
+//! number of failed operations and the first failure's message; after the
+//! replicated runs each node's role, term and transport counters go to
+//! stderr.
 //!
 //! Commits: each client thread commits one-key write transactions (a random
 //! key of 100 000, 100-byte values) for SECONDS. Reads: each client runs
@@ -29,6 +36,8 @@ fn key(i: u64) -> Vec<u8> {
 struct Run {
     ops: u64,
     failed: u64,
+    /// The first failure, to say why.
+    first_error: Option<String>,
     latencies_us: Vec<u64>,
     seconds: f64,
 }
@@ -39,62 +48,76 @@ impl Run {
         l.sort_unstable();
         let pct = |p: f64| l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1)));
         format!(
-            "{what:<28} clients {clients:>3}: {:>9.0} ops/s  p50 {:>6} us  p99 {:>6} us  ({} failed)",
+            "{what:<28} clients {clients:>3}: {:>9.0} ops/s  p50 {:>6} us  p99 {:>6} us  ({} failed{})",
             self.ops as f64 / self.seconds,
             pct(0.5).copied().unwrap_or(0),
             pct(0.99).copied().unwrap_or(0),
-            self.failed
+            self.failed,
+            self.first_error.as_ref().map_or(String::new(), |e| format!(", first: {e}"))
         )
     }
 }
 
 /// Runs `op` from `clients` threads for `seconds`.
-fn drive(clients: usize, seconds: f64, op: impl Fn(u64) -> bool + Sync) -> Run {
+fn drive(clients: usize, seconds: f64, op: impl Fn(u64) -> Result<(), String> + Sync) -> Run {
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let started = Instant::now();
-    let results: Vec<(u64, u64, Vec<u64>)> = std::thread::scope(|s| {
+    type Outcome = (u64, u64, Vec<u64>, Option<String>);
+    let results: Vec<Outcome> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..clients)
             .map(|c| {
                 let op = &op;
                 s.spawn(move || {
                     let mut x = (c as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-                    let (mut ok, mut failed, mut lat) = (0, 0, Vec::new());
+                    let (mut ok, mut failed, mut lat, mut first) = (0, 0, Vec::new(), None);
                     while Instant::now() < deadline {
                         x ^= x << 13;
                         x ^= x >> 7;
                         x ^= x << 17;
                         let t = Instant::now();
-                        if op(x % KEYS) {
-                            ok += 1;
-                            lat.push(t.elapsed().as_micros() as u64);
-                        } else {
-                            failed += 1;
+                        match op(x % KEYS) {
+                            Ok(()) => {
+                                ok += 1;
+                                lat.push(t.elapsed().as_micros() as u64);
+                            }
+                            Err(e) => {
+                                failed += 1;
+                                first.get_or_insert(e);
+                            }
                         }
                     }
-                    (ok, failed, lat)
+                    (ok, failed, lat, first)
                 })
             })
             .collect();
         handles.into_iter().map(|h| h.join().expect("client thread")).collect()
     });
     let seconds = started.elapsed().as_secs_f64();
-    let mut run = Run { ops: 0, failed: 0, latencies_us: Vec::new(), seconds };
-    for (ok, failed, lat) in results {
+    let mut run = Run { ops: 0, failed: 0, first_error: None, latencies_us: Vec::new(), seconds };
+    for (ok, failed, lat, first) in results {
         run.ops += ok;
         run.failed += failed;
         run.latencies_us.extend(lat);
+        if run.first_error.is_none() {
+            run.first_error = first;
+        }
     }
     run
 }
 
-fn commit(store: &Store, k: u64) -> bool {
+fn commit(store: &Store, k: u64) -> Result<(), String> {
     let mut txn = store.begin();
-    txn.put(&key(k), &[7u8; 100]).is_ok() && txn.commit().is_ok()
+    txn.put(&key(k), &[7u8; 100]).map_err(|e| e.to_string())?;
+    txn.commit().map(|_| ()).map_err(|e| e.to_string())
 }
 
-fn read(store: &Store, k: u64) -> bool {
+fn read(store: &Store, k: u64) -> Result<(), String> {
     let mut txn = store.begin_read_only();
-    matches!(txn.get(&key(k % 10_000)), Ok(Some(_)))
+    match txn.get(&key(k % 10_000)) {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err("preloaded key missing".into()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn preload(store: &Store) {
@@ -129,7 +152,9 @@ async fn replicated(root: &std::path::Path) -> BTreeMap<NodeId, Arc<ReplicatedSh
     for (id, listener) in listeners {
         let peers = addrs.iter().filter(|(p, _)| **p != id).map(|(p, a)| (*p, a.clone())).collect();
         let mut config = NodeConfig::new(id, peers, root.join(format!("n{id}")));
-        config.tick = Duration::from_millis(20);
+        config.tick = Duration::from_millis(
+            std::env::var("TICK_MS").ok().and_then(|s| s.parse().ok()).unwrap_or(50),
+        );
         let hlc = Arc::new(Hlc::system_volatile(500));
         let shard =
             ReplicatedShard::start(config, strata_lsm::Options::default(), hlc, listener).await;
@@ -139,15 +164,29 @@ async fn replicated(root: &std::path::Path) -> BTreeMap<NodeId, Arc<ReplicatedSh
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1);
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let only = match args.iter().position(|a| a == "--only") {
+        Some(i) if i + 1 < args.len() => {
+            let side = args.remove(i + 1);
+            args.remove(i);
+            Some(side)
+        }
+        _ => None,
+    };
+    let mut args = args.into_iter();
     let seconds: f64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(5.0);
     let clients: Vec<usize> = args.filter_map(|s| s.parse().ok()).collect();
     let clients = if clients.is_empty() { vec![1, 16, 64] } else { clients };
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let local = Store::open(dir.path().join("local"), TxnOptions::default()).expect("open");
-    bench("local shard", &local, seconds, &clients);
-    drop(local);
+    if only.as_deref() != Some("replicated") {
+        let local = Store::open(dir.path().join("local"), TxnOptions::default()).expect("open");
+        bench("local shard", &local, seconds, &clients);
+        drop(local);
+    }
+    if only.as_deref() == Some("local") {
+        return;
+    }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -170,6 +209,22 @@ fn main() {
         TxnOptions::default(),
     );
     bench("replicated shard (3 nodes)", &store, seconds, &clients);
+    for (id, shard) in &shards {
+        let (raft, t) = (shard.node().status().raft, shard.node().transport_stats());
+        let get = strata_replication::transport::TransportStats::get;
+        eprintln!(
+            "node {id}: {:?} term {} commit {}; sent {} received {}, dropped: full {} inbound {} \
+             unreachable {}",
+            raft.role,
+            raft.term,
+            raft.commit,
+            get(&t.sent),
+            get(&t.received),
+            get(&t.dropped_full),
+            get(&t.dropped_inbound),
+            get(&t.dropped_unreachable)
+        );
+    }
     drop((store, leader));
     for (_, shard) in shards {
         if let Some(shard) = Arc::into_inner(shard) {

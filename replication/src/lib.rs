@@ -55,9 +55,13 @@
 //!   from a majority steps down; and nodes ignore vote requests while they
 //!   hear from a leader (thesis §4.2.3), also for an election timeout after a
 //!   restart, since a restarted node does not remember whom it promised.
-//! - **Replication**: batches of at most `max_append_entries`, pipelined in
+//! - **Replication**: proposals queued between two `Ready`s go out
+//!   together (one `Append` per follower, one log write and sync: group
+//!   commit); batches of at most `max_append_entries`, pipelined in
 //!   the replicate state with at most `max_inflight_entries` unacknowledged
-//!   per follower; rejections carry a hint (index and term) so the leader
+//!   per follower; a leader's appends may leave before its own fsync, and
+//!   committed entries are applied before the fsync of newer ones (thesis
+//!   §10.2.1; `raft`'s module doc states what makes both safe); rejections carry a hint (index and term) so the leader
 //!   skips a whole term per round trip (etcd's optimisation). A stalled
 //!   pipeline (no progress for two heartbeats while entries are outstanding)
 //!   falls back to probing. Only entries of the current term commit by

@@ -20,10 +20,39 @@
 //!    fsync) never serves a lease read with a stale clock: a stall makes the
 //!    node's ticks late, and the catch-up makes them count real time again.
 //! 2. Handle the inputs that are queued (up to a bound).
-//! 3. Drain the core's `Ready`s as `raft`'s module doc requires: persist
-//!    and sync, then send, then restore a snapshot and apply committed
-//!    entries, then answer reads whose index is applied; take a snapshot
-//!    every `snapshot_every` applied entries.
+//! 3. Drain the core's `Ready`s as `raft`'s module doc requires, with both
+//!    relaxations it allows: send a leader's appends and heartbeats, apply
+//!    the committed entries (answering their proposals) and answer reads
+//!    whose index is applied, then persist and sync, then send the other
+//!    messages (a `Ready` with a snapshot to install is persisted before it
+//!    is applied); take a snapshot every `snapshot_every` applied entries.
+//!
+//! # Lease reads without the driver
+//!
+//! A read under the leader's lease would cost a round trip through the
+//! driver's queue (two thread switches, and a wait behind the fsync the
+//! driver may be doing). Instead the driver publishes a `LeaseView`:
+//! the instant its lease ends on the monotonic clock, the commit index when
+//! it computed it, and its applied index. [`Node::holds_lease`] checks it
+//! from the caller's thread; when it says yes, the caller reads the state
+//! machine directly. That is the read the driver would have served at that
+//! instant:
+//!
+//! - The end is the instant of the tick at which the core's lease ends
+//!   (`next_tick + (lease_ticks_left - 1) * tick`), on the nominal tick
+//!   schedule, which never runs behind real time (ticks are caught up
+//!   before anything else), so checking it against `Instant::now()` in
+//!   any thread is the core's check done at that instant, or stricter.
+//! - The view is republished after every `Ready` is taken and *before* its
+//!   messages are sent, so anything that ends the lease early (a
+//!   leadership transfer's `TimeoutNow`, stepping down after removing
+//!   itself) revokes it before another node can act on it; a transfer
+//!   revokes it as soon as it is asked for, and a stopped driver revokes it.
+//! - The commit index it carries covers every entry committed before this
+//!   leader's term (the lease needs an entry of its term committed), and
+//!   every command this leader acknowledged was applied before it was
+//!   answered; so once the applied index reaches it, the state machine
+//!   holds everything acknowledged before the check.
 //!
 //! A failed write stops the driver (durability unknown): pending requests
 //! are answered `Ambiguous`, and the node must be restarted, which recovers
@@ -49,7 +78,7 @@ use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
 use crate::message::Message;
-use crate::raft::{Config, Raft, Status};
+use crate::raft::{Config, Raft, Ready, Status};
 use crate::storage::{FileStore, FileStoreOptions, LogStore, persist_ready};
 use crate::transport::{self, Outbox, ShardHandler, ShardSlot, TransportConfig, TransportStats};
 use crate::types::{Index, NodeId, Payload, Persisted, Term};
@@ -111,6 +140,17 @@ impl NodeConfig {
     }
 }
 
+/// What the driver publishes for lease reads from other threads (module doc).
+#[derive(Clone, Copy, Debug, Default)]
+struct LeaseView {
+    /// When the lease ends; `None`: no lease.
+    until: Option<Instant>,
+    /// The commit index when the lease was computed.
+    commit: Index,
+    /// The state machine has applied at least this index.
+    applied: Index,
+}
+
 /// What a node looks like from outside.
 #[derive(Clone, Debug)]
 pub struct NodeStatus {
@@ -146,6 +186,7 @@ pub struct Node {
     id: NodeId,
     inputs: SyncSender<Input>,
     status: Arc<Mutex<NodeStatus>>,
+    lease: Arc<Mutex<LeaseView>>,
     stats: Arc<TransportStats>,
     stopping: Arc<AtomicBool>,
     driver: Option<std::thread::JoinHandle<()>>,
@@ -187,6 +228,7 @@ impl Node {
         raft_config.id = config.id;
         let raft = Raft::new(raft_config, persisted, seed(config.id))?;
         let status = Arc::new(Mutex::new(NodeStatus { raft: raft.status(), failed: None }));
+        let lease = Arc::new(Mutex::new(LeaseView::default()));
         let stats = Arc::new(TransportStats::default());
         let (inputs, rx) = sync_channel(config.input_queue.max(1));
 
@@ -223,16 +265,20 @@ impl Node {
             reads: BTreeMap::new(),
             next_read: 0,
             status: status.clone(),
+            lease: lease.clone(),
+            tick: config.tick,
+            next_tick: Instant::now() + config.tick,
         };
-        let (tick, flag) = (config.tick, stopping.clone());
+        let flag = stopping.clone();
         let thread = std::thread::Builder::new()
             .name(format!("raft-{}", config.id))
-            .spawn(move || driver.run(rx, tick, &flag))
+            .spawn(move || driver.run(rx, &flag))
             .map_err(|e| Error::Io(format!("spawn driver thread: {e}")))?;
         Ok(Node {
             id: config.id,
             inputs,
             status,
+            lease,
             stats,
             stopping,
             driver: Some(thread),
@@ -254,6 +300,15 @@ impl Node {
 
     pub fn status(&self) -> NodeStatus {
         self.status.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Whether this node leads under a lease that holds now and its state
+    /// machine has applied what the lease needs (module doc): if so, a read
+    /// of the state machine made after this call is linearizable, without a
+    /// trip through the driver. `false` says nothing: ask [`Node::read`].
+    pub fn holds_lease(&self) -> bool {
+        let view = *self.lease.lock().unwrap_or_else(|e| e.into_inner());
+        view.applied >= view.commit && view.until.is_some_and(|until| Instant::now() < until)
     }
 
     pub fn transport_stats(&self) -> &TransportStats {
@@ -368,28 +423,31 @@ struct Driver<S> {
     reads: BTreeMap<u64, PendingRead>,
     next_read: u64,
     status: Arc<Mutex<NodeStatus>>,
+    lease: Arc<Mutex<LeaseView>>,
+    /// One tick, and the instant the next one is due (the nominal schedule).
+    tick: Duration,
+    next_tick: Instant,
 }
 
 /// Most inputs handled between two looks at the clock.
 const INPUT_BATCH: usize = 256;
 
 impl<S: StateMachine> Driver<S> {
-    fn run(&mut self, rx: Receiver<Input>, tick: Duration, stopping: &AtomicBool) {
-        let mut next_tick = Instant::now() + tick;
+    fn run(&mut self, rx: Receiver<Input>, stopping: &AtomicBool) {
         let result = loop {
             if stopping.load(Ordering::SeqCst) {
                 break Ok(());
             }
-            let wait = next_tick.saturating_duration_since(Instant::now());
+            let wait = self.next_tick.saturating_duration_since(Instant::now());
             let first = match rx.recv_timeout(wait) {
                 Ok(input) => Some(input),
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => break Ok(()),
             };
             // The clock first (see the module doc).
-            while Instant::now() >= next_tick {
+            while Instant::now() >= self.next_tick {
                 self.raft.tick();
-                next_tick += tick;
+                self.next_tick += self.tick;
             }
             if let Some(input) = first {
                 self.handle(input);
@@ -400,9 +458,12 @@ impl<S: StateMachine> Driver<S> {
             if let Err(e) = self.drive() {
                 break Err(e);
             }
+            self.publish_lease();
             let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
             status.raft = self.raft.status();
         };
+        // No more lease reads: nothing is applied any more.
+        *self.lease.lock().unwrap_or_else(|e| e.into_inner()) = LeaseView::default();
         let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
         status.failed = result.err();
         // Pending requests: dropping their senders answers them (Ambiguous
@@ -437,72 +498,117 @@ impl<S: StateMachine> Driver<S> {
                 }
             }
             Input::Transfer { target, reply } => {
+                // A transfer ends the lease (the target will not wait for
+                // it): revoke it before the core can send `TimeoutNow`.
+                self.lease.lock().unwrap_or_else(|e| e.into_inner()).until = None;
                 let _ = reply.send(self.raft.transfer_leader(target));
             }
         }
+    }
+
+    fn lock_lease(&self) -> std::sync::MutexGuard<'_, LeaseView> {
+        self.lease.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Publishes the core's lease as an instant (module doc).
+    fn publish_lease(&self) {
+        let left = self.raft.lease_ticks_left();
+        let until = (left > 0).then(|| {
+            let ticks = u32::try_from(left - 1).unwrap_or(u32::MAX);
+            self.next_tick + self.tick.saturating_mul(ticks)
+        });
+        let commit = self.raft.commit_index();
+        let mut view = self.lock_lease();
+        view.until = until;
+        view.commit = commit;
+        view.applied = self.applied;
     }
 
     /// Step 3 of the loop: drain every `Ready` (see `raft`'s module doc).
     fn drive(&mut self) -> Result<()> {
         while self.raft.has_ready() {
             let ready = self.raft.ready();
-            persist_ready(&mut self.store, &ready)?;
-            for msg in &ready.messages {
+            // Before any of its messages leave (module doc).
+            self.publish_lease();
+            // The two relaxations of `raft`'s module doc: a leader's appends
+            // leave before its fsync, and entries committed before this
+            // `Ready` are applied (and their proposals answered) before it.
+            let (early, late) = ready.messages.split_at(ready.early_messages);
+            for msg in early {
                 self.outbox.send(msg);
             }
-            if let Some(snapshot) = &ready.snapshot {
-                self.state_machine.restore(&snapshot.data).map_err(Error::Corrupt)?;
-                self.applied = snapshot.index;
-                let later = self.proposals.split_off(&(snapshot.index + 1));
-                for (_, (_, reply)) in std::mem::replace(&mut self.proposals, later) {
-                    let _ = reply.send(Err(Error::Ambiguous("a snapshot replaced the log")));
-                }
+            let apply_first = ready.snapshot.is_none();
+            if apply_first {
+                self.apply(&ready)?;
             }
-            for entry in &ready.committed {
-                let answer = match &entry.payload {
-                    Payload::Command(command) => self
-                        .state_machine
-                        .apply(entry.index, command)
-                        .map_err(Error::ApplyFailed)?,
-                    Payload::Empty | Payload::Membership(_) => Vec::new(),
-                };
-                self.applied = entry.index;
-                if let Some((term, reply)) = self.proposals.remove(&entry.index) {
-                    let result =
-                        if term == entry.term { Ok(answer) } else { Err(Error::ProposalDropped) };
-                    let _ = reply.send(result);
-                }
+            persist_ready(&mut self.store, &ready)?;
+            for msg in late {
+                self.outbox.send(msg);
             }
-            for read in ready.reads {
-                match read.index {
-                    Some(index) => {
-                        if let Some(pending) = self.reads.get_mut(&read.id) {
-                            pending.index = Some(index);
-                        }
-                    }
-                    None => {
-                        if let Some(pending) = self.reads.remove(&read.id) {
-                            let _ = pending.reply.send(Err(Error::NotLeader { leader: None }));
-                        }
-                    }
-                }
+            if !apply_first {
+                self.apply(&ready)?;
             }
             let applied = self.applied;
-            let servable: Vec<u64> = self
-                .reads
-                .iter()
-                .filter(|(_, r)| r.index.is_some_and(|i| i <= applied))
-                .map(|(id, _)| *id)
-                .collect();
-            for id in servable {
-                let read = self.reads.remove(&id).expect("listed above");
-                let _ = read.reply.send(Ok(self.state_machine.query(&read.query)));
-            }
             if applied >= self.raft.status().snapshot_index + self.snapshot_every {
                 let data = self.state_machine.snapshot().map_err(Error::ApplyFailed)?;
                 self.raft.compact(applied, data)?;
             }
         }
+        Ok(())
+    }
+
+    /// Steps 3 and 4 of `raft`'s contract for `ready`: restore its
+    /// snapshot, apply its committed entries and answer their proposals,
+    /// then answer the reads whose index is applied.
+    fn apply(&mut self, ready: &Ready) -> Result<()> {
+        if let Some(snapshot) = &ready.snapshot {
+            self.state_machine.restore(&snapshot.data).map_err(Error::Corrupt)?;
+            self.applied = snapshot.index;
+            let later = self.proposals.split_off(&(snapshot.index + 1));
+            for (_, (_, reply)) in std::mem::replace(&mut self.proposals, later) {
+                let _ = reply.send(Err(Error::Ambiguous("a snapshot replaced the log")));
+            }
+        }
+        for entry in &ready.committed {
+            let answer = match &entry.payload {
+                Payload::Command(command) => {
+                    self.state_machine.apply(entry.index, command).map_err(Error::ApplyFailed)?
+                }
+                Payload::Empty | Payload::Membership(_) => Vec::new(),
+            };
+            self.applied = entry.index;
+            if let Some((term, reply)) = self.proposals.remove(&entry.index) {
+                let result =
+                    if term == entry.term { Ok(answer) } else { Err(Error::ProposalDropped) };
+                let _ = reply.send(result);
+            }
+        }
+        for read in &ready.reads {
+            match read.index {
+                Some(index) => {
+                    if let Some(pending) = self.reads.get_mut(&read.id) {
+                        pending.index = Some(index);
+                    }
+                }
+                None => {
+                    if let Some(pending) = self.reads.remove(&read.id) {
+                        let _ = pending.reply.send(Err(Error::NotLeader { leader: None }));
+                    }
+                }
+            }
+        }
+        let applied = self.applied;
+        let servable: Vec<u64> = self
+            .reads
+            .iter()
+            .filter(|(_, r)| r.index.is_some_and(|i| i <= applied))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in servable {
+            let read = self.reads.remove(&id).expect("listed above");
+            let _ = read.reply.send(Ok(self.state_machine.query(&read.query)));
+        }
+        self.lock_lease().applied = applied;
         Ok(())
     }
 }

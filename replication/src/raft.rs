@@ -21,6 +21,26 @@
 //! }
 //! ```
 //!
+//! Two relaxations a driver may take for speed (the node and the simulator
+//! do; the scripted tests keep the plain order):
+//!
+//! - **The leader sends before it syncs** (Raft thesis §10.2.1): the first
+//!   `rd.early_messages` of `rd.messages` are a leader's `Append`s and
+//!   `Heartbeat`s, which promise nothing about its own disk, and may be sent
+//!   before step 1, so the followers' fsyncs overlap the leader's. The
+//!   leader still counts itself towards a quorum only for entries it handed
+//!   out for persistence, and a commit index that counts them leaves only
+//!   in a later message or `Ready`, after the driver synced them.
+//! - **Committed entries do not wait for this `Ready`'s writes**:
+//!   `rd.committed` holds only entries whose commit a majority's *synced*
+//!   logs justify (the commit index as it stood before this `Ready` handed
+//!   out new entries), so without a snapshot to install (`rd.snapshot` is
+//!   `None`) the driver may apply them, and answer reads, before step 1.
+//!   A node that crashes then has applied entries it may not hold on disk;
+//!   they are committed, so it gets them back from the leader, and a state
+//!   machine rebuilt from the log (as the replicated shard's is) never
+//!   runs ahead of it.
+//!
 //! `ready` assumes the caller does all of this before calling into the core
 //! again; if persisting fails the node must stop (its durability is unknown)
 //! and restart from what its store holds. That is what makes "persisted
@@ -179,9 +199,15 @@ pub struct Ready {
     /// Entries to write, replacing any stored entries from the first one's index on.
     pub entries: Vec<Entry>,
     pub hard_state: Option<HardState>,
-    /// To send once the above is durable.
+    /// To send once the above is durable; the first `early_messages` of them
+    /// may be sent before (module doc).
     pub messages: Vec<Message>,
-    /// Committed entries to apply, in order.
+    /// How many of `messages`, from the first, may be sent before the
+    /// writes above are durable: a leader's `Append`s and `Heartbeat`s.
+    pub early_messages: usize,
+    /// Committed entries to apply, in order. Their commit does not depend on
+    /// the writes above, so without `snapshot` they may be applied first
+    /// (module doc).
     pub committed: Vec<Entry>,
     pub reads: Vec<ReadState>,
 }
@@ -257,6 +283,9 @@ pub struct Raft {
     /// Leader: a transfer was started this term, so no more lease reads.
     lease_fenced: bool,
 
+    /// Leader: commands were appended since the last broadcast; `ready`
+    /// sends them (all of them in one `Append` per follower, batching).
+    broadcast_pending: bool,
     msgs: Vec<Message>,
     reads: Vec<ReadState>,
     install: Option<Snapshot>,
@@ -320,6 +349,7 @@ impl Raft {
             pending_reads: VecDeque::new(),
             transferee: None,
             lease_fenced: false,
+            broadcast_pending: false,
             msgs: Vec::new(),
             reads: Vec::new(),
             install: None,
@@ -377,6 +407,11 @@ impl Raft {
     }
 
     /// Proposes a command; returns the index it will have if committed.
+    ///
+    /// The entry goes to the followers with the next `ready`, together with
+    /// every other command proposed before it: proposals queued between two
+    /// `ready`s become one `Append` per follower and one write and sync of
+    /// the log (group commit).
     pub fn propose(&mut self, command: Vec<u8>) -> Result<Index> {
         self.check_can_propose()?;
         Ok(self.append_as_leader(Payload::Command(command)))
@@ -551,31 +586,60 @@ impl Raft {
             || self.log.applied < self.log.commit
             || !self.msgs.is_empty()
             || !self.reads.is_empty()
+            || self.broadcast_pending
     }
 
     /// Takes what the driver must persist, send, apply and answer, and
     /// assumes it is done before the next call (see the module doc).
     pub fn ready(&mut self) -> Ready {
+        if std::mem::take(&mut self.broadcast_pending) && self.role == Role::Leader {
+            self.broadcast_append();
+        }
+        // Everything queued so far was decided on synced state only: the
+        // previous `Ready`'s writes were synced before this call. A leader
+        // whose term and vote are durable may send its appends and
+        // heartbeats among them before syncing this `Ready` (module doc);
+        // they go first.
+        let mut messages = std::mem::take(&mut self.msgs);
+        let early_messages =
+            if self.role == Role::Leader && self.persisted_hard_state.term == self.term {
+                let (early, late): (Vec<Message>, Vec<Message>) = messages
+                    .into_iter()
+                    .partition(|m| matches!(m.body, Body::Append { .. } | Body::Heartbeat { .. }));
+                let n = early.len();
+                messages = early;
+                messages.extend(late);
+                n
+            } else {
+                0
+            };
+        // Committed by synced state alone (see above), so appliable before
+        // this `Ready`'s writes are.
+        let apply_to = self.log.commit;
         let snapshot = self.install.take();
         let compacted = self.compaction.take();
         let entries = self.log.slice(self.log.persisted + 1, self.log.last_index()).to_vec();
         self.log.persisted = self.log.last_index();
         if self.role == Role::Leader && self.maybe_commit() {
+            // Counts the entries just handed out: leaves after they are
+            // synced, as a late message (and their apply in a later `Ready`).
             self.broadcast_append();
         }
+        messages.append(&mut self.msgs);
         let hard_state = self.hard_state();
         let hard_state = (hard_state != self.persisted_hard_state).then(|| {
             self.persisted_hard_state = hard_state;
             hard_state
         });
-        let committed = self.log.slice(self.log.applied + 1, self.log.commit).to_vec();
-        self.log.applied = self.log.commit;
+        let committed = self.log.slice(self.log.applied + 1, apply_to).to_vec();
+        self.log.applied = self.log.applied.max(apply_to);
         Ready {
             snapshot,
             compacted,
             entries,
             hard_state,
-            messages: std::mem::take(&mut self.msgs),
+            messages,
+            early_messages,
             committed,
             reads: std::mem::take(&mut self.reads),
         }
@@ -599,6 +663,11 @@ impl Raft {
             protocol_violations: self.protocol_violations,
             lease_reads: self.lease_reads,
         }
+    }
+
+    /// The highest index known to be committed.
+    pub fn commit_index(&self) -> Index {
+        self.log.commit
     }
 
     pub fn id(&self) -> NodeId {
@@ -673,6 +742,7 @@ impl Raft {
         self.progress.clear();
         self.round_ticks.clear();
         self.transferee = None;
+        self.broadcast_pending = false;
         self.votes.clear();
         self.reset_election_timeout();
     }
@@ -893,8 +963,11 @@ impl Raft {
         self.append_entry(Entry { index, term: self.term, payload });
         if is_membership {
             self.on_membership_change();
+            self.broadcast_append();
+        } else {
+            // Sent by `ready`, batched with the commands proposed after it.
+            self.broadcast_pending = true;
         }
-        self.broadcast_append();
         index
     }
 
@@ -1134,8 +1207,11 @@ impl Raft {
         self.lease_ticks_left() > 0
     }
 
-    /// How many more ticks the lease holds (0: no lease; see the module doc).
-    fn lease_ticks_left(&self) -> u64 {
+    /// How many more ticks the lease holds (0: no lease; see the module
+    /// doc): this node may serve reads from its state machine, once it has
+    /// applied [`Raft::commit_index`], until that many more ticks of its
+    /// clock have passed (the tick that brings it to 0 ends the lease).
+    pub fn lease_ticks_left(&self) -> u64 {
         let Some(lease_ticks) = self.config.lease_ticks() else { return 0 };
         if self.role != Role::Leader || self.lease_fenced || !self.committed_in_term() {
             return 0;

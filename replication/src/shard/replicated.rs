@@ -3,8 +3,10 @@
 //!
 //! # Life of a replicated commit (`ReplicatedShard::commit_with_id`)
 //!
-//! 1. A leader round: a lease read (or a read-index round without a lease)
-//!    through [`Node::submit_read`]; it answers once this node leads, has
+//! 1. A leader round: under a lease that holds now, checked on the caller's
+//!    thread ([`Node::holds_lease`]), nothing more; otherwise a read through
+//!    the driver ([`Node::submit_read`], a read-index round without a
+//!    lease); it answers once this node leads, has
 //!    committed an entry of its term, and has applied up to the read index,
 //!    so every entry that committed before is in the engine. A follower
 //!    answers [`ShardError::NotLeader`] naming the leader.
@@ -396,8 +398,13 @@ impl ReplicatedShard {
     }
 
     /// Step 1 of a commit, and the start of every read (module doc):
-    /// returns the newest applied commit timestamp.
+    /// returns the newest applied commit timestamp. Under a lease that
+    /// holds now this is answered on the caller's thread
+    /// ([`Node::holds_lease`]); otherwise through the driver.
     pub fn leader_round(&self) -> Result<Timestamp, ShardError> {
+        if self.node.holds_lease() {
+            return Ok(lock(&self.machine).last_ts());
+        }
         let read = self.node.submit_read(Vec::new()).map_err(|e| self.raft_error(e))?;
         let bytes = block_on(read).map_err(|e| self.raft_error(e))?;
         let ts = bytes.try_into().map(u64::from_le_bytes).map_err(|_| {
@@ -469,9 +476,11 @@ impl ReplicatedShard {
     /// follower refuses, naming the leader. Above it: a leader round, then
     /// wait for this leader's proposals at or below `ts`.
     pub(crate) fn readable_at(&self, ts: Timestamp) -> Result<(), ShardError> {
-        let raft = self.node.status().raft;
-        if raft.role != Role::Leader {
-            return Err(self.raft_error(Error::NotLeader { leader: raft.leader }));
+        if !self.node.holds_lease() {
+            let raft = self.node.status().raft;
+            if raft.role != Role::Leader {
+                return Err(self.raft_error(Error::NotLeader { leader: raft.leader }));
+            }
         }
         if ts <= lock(&self.machine).last_ts() {
             return Ok(());

@@ -323,6 +323,15 @@ impl SimNode {
                 break;
             }
             let ready = raft.ready();
+            // The driver's relaxations (`raft`'s module doc), as the real
+            // node takes them, so the checker sees them: a leader's appends
+            // leave before its disk write, and entries committed before this
+            // `Ready` are applied before it (unless it installs a snapshot).
+            out.messages.extend(ready.messages[..ready.early_messages].iter().cloned());
+            let apply_first = ready.snapshot.is_none();
+            if apply_first {
+                self.apply(&ready, out);
+            }
             if crash_chance > 0.0 && rng.chance(crash_chance) {
                 write_unsynced(&mut self.store, &ready);
                 self.crash(rng);
@@ -330,6 +339,7 @@ impl SimNode {
                 return;
             }
             persist_ready(&mut self.store, &ready).expect("the simulated disk does not fail");
+            let raft = self.raft.as_mut().expect("up");
             let mut prev_term =
                 ready.entries.first().map(|e| raft.log_term(e.index - 1).unwrap_or(0));
             for e in &ready.entries {
@@ -341,88 +351,97 @@ impl SimNode {
                 ));
                 prev_term = Some(e.term);
             }
-            out.messages.extend(ready.messages);
-            if let Some(snapshot) = &ready.snapshot {
-                let (kv, shard) = restore_data(&snapshot.data)
-                    .expect("snapshots come from correct peers in the simulation");
-                (self.kv, self.shard) = (kv, shard);
-                out.restored.push((snapshot.index, snapshot.term, self.kv.digest()));
-                let index = snapshot.index;
-                let later = self.proposals.split_off(&(index + 1));
-                // Their outcome is unknown: the clients time out.
-                for p in std::mem::replace(&mut self.proposals, later).into_values() {
-                    if let Some(ts) = p.commit_ts {
-                        self.sequencer.finish(ts);
-                    }
-                }
-            }
-            for entry in &ready.committed {
-                let command = self.kv.apply(entry);
-                let answer = match &entry.payload {
-                    Payload::Command(bytes) if ShardCommand::is_shard_command(bytes) => {
-                        Some(self.shard.apply(entry.index, bytes).expect("memory does not fail"))
-                    }
-                    _ => None,
-                };
-                out.applied.push(Applied {
-                    index: entry.index,
-                    term: entry.term,
-                    payload_hash: payload_hash(&entry.payload),
-                    digest: self.kv.digest(),
-                    command,
-                });
-                if let Some(p) = self.proposals.remove(&entry.index) {
-                    let reply = match (p.commit_ts, answer) {
-                        (Some(ts), answer) => {
-                            self.sequencer.finish(ts);
-                            match answer {
-                                Some(Answer::Committed(t)) if p.term == entry.term => {
-                                    Reply::TxnCommitted { ts: t }
-                                }
-                                _ if p.term == entry.term => Reply::TxnAborted,
-                                // Another leader's entry took the index: ours never commits.
-                                _ => Reply::TxnAborted,
-                            }
-                        }
-                        (None, _) if p.term == entry.term => Reply::Appended { index: entry.index },
-                        (None, _) => Reply::NotApplied,
-                    };
-                    out.replies.push((p.request, reply));
-                }
-            }
-            for read in ready.reads {
-                match read.index {
-                    Some(index) => {
-                        if let Some(pending) = self.reads.get_mut(&read.id) {
-                            pending.index = Some(index);
-                        }
-                    }
-                    None => {
-                        if self.reads.remove(&read.id).is_some() {
-                            out.replies.push((read.id, Reply::Rejected { leader: None }));
-                        }
-                    }
-                }
+            out.messages.extend(ready.messages[ready.early_messages..].iter().cloned());
+            if !apply_first {
+                self.apply(&ready, out);
             }
             let applied = self.kv.applied();
-            let ready_reads: Vec<u64> = self
-                .reads
-                .iter()
-                .filter(|(_, r)| r.index.is_some_and(|i| i <= applied))
-                .map(|(id, _)| *id)
-                .collect();
-            for id in ready_reads {
-                let read = self.reads.remove(&id).expect("listed above");
-                if let Some(reply) = self.serve(id, read.kind, applied) {
-                    out.replies.push((id, reply));
-                }
-            }
             let raft = self.raft.as_mut().expect("up");
             let snapshot_index = raft.status().snapshot_index;
             if applied >= snapshot_index + snapshot_every {
                 raft.compact(applied, snapshot_data(&self.kv, &self.shard))
                     .expect("applied entries can be compacted");
                 out.compactions += 1;
+            }
+        }
+    }
+
+    /// Restores `ready`'s snapshot, applies its committed entries (answering
+    /// their proposals) and serves the reads whose index is applied.
+    fn apply(&mut self, ready: &crate::raft::Ready, out: &mut Observed) {
+        if let Some(snapshot) = &ready.snapshot {
+            let (kv, shard) = restore_data(&snapshot.data)
+                .expect("snapshots come from correct peers in the simulation");
+            (self.kv, self.shard) = (kv, shard);
+            out.restored.push((snapshot.index, snapshot.term, self.kv.digest()));
+            let index = snapshot.index;
+            let later = self.proposals.split_off(&(index + 1));
+            // Their outcome is unknown: the clients time out.
+            for p in std::mem::replace(&mut self.proposals, later).into_values() {
+                if let Some(ts) = p.commit_ts {
+                    self.sequencer.finish(ts);
+                }
+            }
+        }
+        for entry in &ready.committed {
+            let command = self.kv.apply(entry);
+            let answer = match &entry.payload {
+                Payload::Command(bytes) if ShardCommand::is_shard_command(bytes) => {
+                    Some(self.shard.apply(entry.index, bytes).expect("memory does not fail"))
+                }
+                _ => None,
+            };
+            out.applied.push(Applied {
+                index: entry.index,
+                term: entry.term,
+                payload_hash: payload_hash(&entry.payload),
+                digest: self.kv.digest(),
+                command,
+            });
+            if let Some(p) = self.proposals.remove(&entry.index) {
+                let reply = match (p.commit_ts, answer) {
+                    (Some(ts), answer) => {
+                        self.sequencer.finish(ts);
+                        match answer {
+                            Some(Answer::Committed(t)) if p.term == entry.term => {
+                                Reply::TxnCommitted { ts: t }
+                            }
+                            _ if p.term == entry.term => Reply::TxnAborted,
+                            // Another leader's entry took the index: ours never commits.
+                            _ => Reply::TxnAborted,
+                        }
+                    }
+                    (None, _) if p.term == entry.term => Reply::Appended { index: entry.index },
+                    (None, _) => Reply::NotApplied,
+                };
+                out.replies.push((p.request, reply));
+            }
+        }
+        for read in &ready.reads {
+            match read.index {
+                Some(index) => {
+                    if let Some(pending) = self.reads.get_mut(&read.id) {
+                        pending.index = Some(index);
+                    }
+                }
+                None => {
+                    if self.reads.remove(&read.id).is_some() {
+                        out.replies.push((read.id, Reply::Rejected { leader: None }));
+                    }
+                }
+            }
+        }
+        let applied = self.kv.applied();
+        let ready_reads: Vec<u64> = self
+            .reads
+            .iter()
+            .filter(|(_, r)| r.index.is_some_and(|i| i <= applied))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ready_reads {
+            let read = self.reads.remove(&id).expect("listed above");
+            if let Some(reply) = self.serve(id, read.kind, applied) {
+                out.replies.push((id, reply));
             }
         }
     }
