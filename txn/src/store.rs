@@ -176,23 +176,40 @@ impl Store {
         self.inner.active.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Takes a snapshot and registers it as active.
+    ///
+    /// The shard is asked for the timestamp *without* the lock on active
+    /// snapshots (on a replicated shard's follower `snapshot_ts` is an RPC
+    /// to the leader, and holding the lock across it would serialise every
+    /// transaction start). The invariant is kept by checking afterwards:
+    /// `refresh_horizons` raises the GC watermark only while holding that
+    /// lock, from the active snapshots it sees, so once a snapshot is
+    /// registered under the lock and found at or above the shard's
+    /// watermark, no later raise can pass it. A snapshot the watermark
+    /// already passed (a refresh ran between taking it and registering it)
+    /// is dropped and a newer one taken; the watermark never exceeds a
+    /// snapshot the shard handed out before, so the retry ends.
     fn start(&self, isolation: Isolation, read_only: bool, at: Option<Timestamp>) -> Result<Txn> {
         if let Some(ts) = at {
             self.inner.shard.snapshot_at(ts)?;
         }
-        let mut active = self.active();
-        let ts = match at {
-            Some(ts) => {
-                let oldest = self.inner.shard.gc_watermark();
-                if ts < oldest {
-                    return Err(Error::SnapshotTooOld { read_ts: ts, oldest });
-                }
-                ts
+        let ts = loop {
+            let ts = match at {
+                Some(ts) => ts,
+                None => self.inner.shard.snapshot_ts(),
+            };
+            let mut active = self.active();
+            let oldest = self.inner.shard.gc_watermark();
+            if ts >= oldest {
+                *active.entry(ts).or_insert(0) += 1;
+                break ts;
             }
-            None => self.inner.shard.snapshot_ts(),
+            if at.is_some() {
+                return Err(Error::SnapshotTooOld { read_ts: ts, oldest });
+            }
+            // The watermark moved past the snapshot before it was
+            // registered: take a newer one.
         };
-        *active.entry(ts).or_insert(0) += 1;
-        drop(active);
         Ok(Txn::new(self.clone(), ts, isolation, read_only, self.physical_millis()))
     }
 
@@ -292,15 +309,25 @@ impl Store {
     }
 
     /// Tells the shard the oldest snapshot in use and how much history to keep.
+    ///
+    /// The horizons are set while holding the lock on active snapshots, so
+    /// a transaction start that registers its snapshot under that lock and
+    /// then finds it at or above the watermark is safe from later raises
+    /// (see `start`). The shard's `snapshot_ts` (an RPC on a follower) is
+    /// never called under the lock.
     pub fn refresh_horizons(&self) {
-        let oldest_active = {
-            let active = self.active();
-            // With nothing active, the next snapshot is no older than now's.
-            active.keys().next().copied().unwrap_or_else(|| self.inner.shard.snapshot_ts())
-        };
+        let any_active = !self.active().is_empty();
+        // With nothing active, the next snapshot is no older than now's.
+        let now = (!any_active).then(|| self.inner.shard.snapshot_ts());
         let retention_ms = self.inner.opts.history_retention.as_millis() as u64;
         let retained = clock::from_millis(self.physical_millis().saturating_sub(retention_ms));
+        let active = self.active();
+        let Some(oldest_active) = active.keys().next().copied().or(now) else {
+            // Snapshots came and went in between: refresh another time.
+            return;
+        };
         self.inner.shard.set_horizons(oldest_active, retained.min(oldest_active));
+        drop(active);
     }
 
     /// Counters of transaction outcomes.
