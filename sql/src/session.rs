@@ -1203,10 +1203,32 @@ fn changed_result(tag: String, changed: dml::Changed) -> StatementResult {
     }
 }
 
+/// The most a statement's result may hold: a result is materialized before
+/// it is sent (so that an autocommit statement can be retried whole), so a
+/// bigger one fails with 54000 instead of exhausting the process.
+const MAX_RESULT_BYTES: usize = 1 << 30;
+
 fn collect(node: &Node, cx: &mut Cx<'_>) -> Result<Vec<Row>> {
+    collect_within(node, cx, MAX_RESULT_BYTES)
+}
+
+fn collect_within(node: &Node, cx: &mut Cx<'_>, max_bytes: usize) -> Result<Vec<Row>> {
     let mut op = exec::build(node);
     let mut rows = Vec::new();
+    let mut bytes = 0;
     while let Some(r) = op.next(cx)? {
+        bytes += exec::row_size(&r);
+        if bytes > max_bytes {
+            return Err(SqlError::new(
+                sqlstate::PROGRAM_LIMIT_EXCEEDED,
+                format!("the result is larger than {max_bytes} bytes"),
+            )
+            .with_detail(
+                "Strata holds a statement's whole result before sending it; \
+                 add a LIMIT or read the rows in parts."
+                    .to_string(),
+            ));
+        }
         rows.push(r);
     }
     Ok(rows)
@@ -1330,6 +1352,28 @@ pub fn explain(node: &Node, depth: usize, profile: Option<&Profile>, out: &mut V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_result_past_its_limit_fails_with_54000() {
+        let db = crate::Database::open_temporary().unwrap();
+        let mut txn = db.store().begin_read_only();
+        let limits = Limits::memory(1 << 20);
+        let node = Node::Series {
+            start: crate::expr::Expr::Literal(Value::Int(1)),
+            stop: crate::expr::Expr::Literal(Value::Int(i64::MAX)),
+            step: None,
+        };
+        let mut cx = Cx::new(&mut txn, &[], 0, &limits);
+        // 32 bytes a row: the 1,001st row of 32 KB passes the limit.
+        let e = collect_within(&node, &mut cx, 32_000).unwrap_err();
+        assert_eq!(e.code, sqlstate::PROGRAM_LIMIT_EXCEEDED, "{e:?}");
+        let node = Node::Series {
+            start: crate::expr::Expr::Literal(Value::Int(1)),
+            stop: crate::expr::Expr::Literal(Value::Int(1000)),
+            step: None,
+        };
+        assert_eq!(collect_within(&node, &mut cx, 32_000).unwrap().len(), 1000);
+    }
 
     #[test]
     fn syntax_errors_carry_a_position() {
