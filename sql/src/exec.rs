@@ -244,7 +244,7 @@ pub fn build(node: &Node) -> Box<dyn Operator + '_> {
             table,
             access,
             for_update: *for_update,
-            decoder: RowDecoder::new(table, needed.as_deref()),
+            decoder: RowDecoder::new(table, needed.clone()),
             state: ScanState::Init,
         }),
         Node::Filter { input, predicate } => Box::new(FilterOp { input: build(input), predicate }),
@@ -455,8 +455,8 @@ struct RowDecoder {
 }
 
 impl RowDecoder {
-    fn new(table: &Table, needed: Option<&[bool]>) -> RowDecoder {
-        RowDecoder { types: table.column_types(), needed: needed.map(Arc::from) }
+    fn new(table: &Table, needed: Option<Arc<[bool]>>) -> RowDecoder {
+        RowDecoder { types: table.column_types(), needed }
     }
 
     fn decode(&self, value: &[u8]) -> Result<Row> {

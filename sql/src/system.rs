@@ -391,21 +391,37 @@ const PSEUDO_TYPES: &[(i64, &str, i64)] = &[
 ];
 
 /// The types user columns can have, as `pg_type` rows: (type, typname, length).
-fn user_types() -> Vec<(DataType, &'static str, i64)> {
+const USER_TYPES: &[(DataType, &str, i64)] = &[
+    (DataType::Bool, "bool", 1),
+    (DataType::Int2, "int2", 2),
+    (DataType::Int4, "int4", 4),
+    (DataType::Int8, "int8", 8),
+    (DataType::Float4, "float4", 4),
+    (DataType::Float8, "float8", 8),
+    (DataType::Numeric { precision: None, scale: None }, "numeric", -1),
+    (DataType::Text, "text", -1),
+    (DataType::Varchar(None), "varchar", -1),
+    (DataType::Char(None), "bpchar", -1),
+    (DataType::Bytea, "bytea", -1),
+    (DataType::Date, "date", 4),
+    (DataType::Timestamp, "timestamp", 8),
+];
+
+/// A column type's `pg_type` entry (by oid, so any modifier matches).
+fn user_type(ty: &DataType) -> Option<&'static (DataType, &'static str, i64)> {
+    USER_TYPES.iter().find(|(u, ..)| u.oid() == ty.oid())
+}
+
+/// The leading columns of an `information_schema` constraint row: the
+/// constraint's catalog, schema and name, then its table's.
+fn constraint_identity(constraint: String, table: &str) -> Vec<Value> {
     vec![
-        (DataType::Bool, "bool", 1),
-        (DataType::Int2, "int2", 2),
-        (DataType::Int4, "int4", 4),
-        (DataType::Int8, "int8", 8),
-        (DataType::Float4, "float4", 4),
-        (DataType::Float8, "float8", 8),
-        (DataType::Numeric { precision: None, scale: None }, "numeric", -1),
-        (DataType::Text, "text", -1),
-        (DataType::Varchar(None), "varchar", -1),
-        (DataType::Char(None), "bpchar", -1),
-        (DataType::Bytea, "bytea", -1),
-        (DataType::Date, "date", 4),
-        (DataType::Timestamp, "timestamp", 8),
+        text(DATABASE_NAME),
+        text("public"),
+        text(constraint),
+        text(DATABASE_NAME),
+        text("public"),
+        text(table),
     ]
 }
 
@@ -684,10 +700,10 @@ static SYSTEM_TABLES: &[SystemTable] = &[
             ("typcollation", OID),
         ],
         rows: |_| {
-            let mut rows: Vec<(i64, String, i64, i64)> = user_types()
-                .into_iter()
+            let mut rows: Vec<(i64, String, i64, i64)> = USER_TYPES
+                .iter()
                 .map(|(ty, name, len)| {
-                    (i64::from(ty.oid()), name.to_string(), len, collation_of(&ty))
+                    (i64::from(ty.oid()), name.to_string(), *len, collation_of(ty))
                 })
                 .collect();
             rows.extend(
@@ -1030,17 +1046,9 @@ static SYSTEM_TABLES: &[SystemTable] = &[
             for t in &view.tables {
                 for c in constraints(t) {
                     let kind = if c.kind == "p" { "PRIMARY KEY" } else { "CHECK" };
-                    rows.push(vec![
-                        text(DATABASE_NAME),
-                        text("public"),
-                        text(c.name),
-                        text(DATABASE_NAME),
-                        text("public"),
-                        text(t.name.clone()),
-                        text(kind),
-                        text("NO"),
-                        text("NO"),
-                    ]);
+                    let mut row = constraint_identity(c.name, &t.name);
+                    row.extend([text(kind), text("NO"), text("NO")]);
+                    rows.push(row);
                 }
             }
             rows
@@ -1067,16 +1075,9 @@ static SYSTEM_TABLES: &[SystemTable] = &[
                         continue;
                     }
                     for (n, &c) in index.columns.iter().enumerate() {
-                        rows.push(vec![
-                            text(DATABASE_NAME),
-                            text("public"),
-                            text(name.clone()),
-                            text(DATABASE_NAME),
-                            text("public"),
-                            text(t.name.clone()),
-                            text(t.columns[c].name.clone()),
-                            int(n as i64 + 1),
-                        ]);
+                        let mut row = constraint_identity(name.clone(), &t.name);
+                        row.extend([text(t.columns[c].name.clone()), int(n as i64 + 1)]);
+                        rows.push(row);
                     }
                 }
             }
@@ -1142,10 +1143,7 @@ fn pg_attribute_rows(view: &CatalogView) -> Vec<Vec<Value>> {
     let mut rows = Vec::new();
     let mut push =
         |relid: i64, name: &str, num: i64, ty: &DataType, not_null: bool, has_default: bool| {
-            let len = user_types()
-                .into_iter()
-                .find(|(u, ..)| u.oid() == ty.oid())
-                .map_or(-1, |(_, _, len)| len);
+            let len = user_type(ty).map_or(-1, |(_, _, len)| *len);
             rows.push(vec![
                 int(relid),
                 text(name),
@@ -1211,10 +1209,7 @@ fn information_schema_columns(view: &CatalogView) -> Vec<Vec<Value>> {
                 DataType::Timestamp => (Value::Null, Value::Null, Value::Null, int(6)),
                 _ => (Value::Null, Value::Null, Value::Null, Value::Null),
             };
-            let udt = user_types()
-                .into_iter()
-                .find(|(u, ..)| u.oid() == c.ty.oid())
-                .map_or("", |(_, name, _)| name);
+            let udt = user_type(&c.ty).map_or("", |(_, name, _)| *name);
             let data_type = match &c.ty {
                 DataType::Numeric { .. } => "numeric".to_string(),
                 DataType::Varchar(_) => "character varying".to_string(),
