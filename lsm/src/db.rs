@@ -217,6 +217,27 @@ impl Db {
         self.inner.flush_and_wait()
     }
 
+    /// Writes a consistent copy of the engine into the new (or empty)
+    /// directory `dir`: the memtables are flushed, then every live table is
+    /// hard-linked (copied if linking fails) and a fresh manifest written;
+    /// see [`crate::checkpoint`](mod@crate::checkpoint). `Db::open(dir)`
+    /// then reads what this engine held at every timestamp at or above the
+    /// GC watermark. Never open a checkpoint you keep in place: clone it
+    /// first ([`crate::clone_checkpoint`]).
+    pub fn checkpoint(&self, dir: impl AsRef<Path>) -> Result<crate::CheckpointInfo> {
+        self.inner.flush_and_wait()?;
+        // Held while linking: no version change, so no table is deleted.
+        let _manifest = lock(&self.inner.manifest);
+        let version = self.inner.super_version().version.clone();
+        crate::checkpoint::write(
+            &self.inner.dir,
+            dir.as_ref(),
+            &version.levels,
+            self.inner.watermark.load(Ordering::SeqCst),
+            self.inner.next_file.fetch_add(1, Ordering::SeqCst),
+        )
+    }
+
     /// Compacts every table into the bottom level, applying garbage
     /// collection, and returns when done.
     pub fn compact(&self) -> Result<()> {

@@ -8,6 +8,8 @@
 //! memtable, and reach immutable sorted tables (read through `mmap`) by
 //! background flush and leveled compaction. Compaction also garbage-collects
 //! versions that no reader at or above the GC watermark can see.
+//! [`Db::checkpoint`] writes a consistent copy made of hard links to the
+//! immutable tables and a fresh manifest ([`checkpoint`]).
 //!
 //! ```
 //! use strata_lsm::{Db, Durability, KeyRange, Options, WriteBatch};
@@ -40,6 +42,7 @@
 mod batch;
 mod block;
 mod bloom;
+pub mod checkpoint;
 mod codec;
 mod compaction;
 mod db;
@@ -57,6 +60,7 @@ mod version;
 mod wal;
 
 pub use batch::{BatchIter, WriteBatch};
+pub use checkpoint::{CheckpointInfo, clone_checkpoint};
 pub use db::Db;
 pub use error::{Error, Result, StallReason};
 pub use iter::{KeyRange, Scan};
