@@ -32,8 +32,8 @@
 //! A read under the leader's lease would cost a round trip through the
 //! driver's queue (two thread switches, and a wait behind the fsync the
 //! driver may be doing). Instead the driver publishes a `LeaseView`:
-//! the instant its lease ends on the monotonic clock, the commit index when
-//! it computed it, and its applied index. [`Node::holds_lease`] checks it
+//! the instant its lease ends on the monotonic clock, the index of the
+//! first entry of its term, and its applied index. [`Node::holds_lease`] checks it
 //! from the caller's thread; when it says yes, the caller reads the state
 //! machine directly. That is the read the driver would have served at that
 //! instant:
@@ -48,11 +48,17 @@
 //!   leadership transfer's `TimeoutNow`, stepping down after removing
 //!   itself) revokes it before another node can act on it; a transfer
 //!   revokes it as soon as it is asked for, and a stopped driver revokes it.
-//! - The commit index it carries covers every entry committed before this
-//!   leader's term (the lease needs an entry of its term committed), and
-//!   every command this leader acknowledged was applied before it was
-//!   answered; so once the applied index reaches it, the state machine
-//!   holds everything acknowledged before the check.
+//! - The index it carries, the first of the leader's term
+//!   ([`Raft::term_start_index`]), is above every entry committed before
+//!   this term (the lease needs an entry of its term committed), and every
+//!   command this leader acknowledged was applied before it was answered;
+//!   so once the applied index reaches it, the state machine holds
+//!   everything acknowledged before the check. Entries committed but not
+//!   yet applied were acknowledged to nobody and are visible nowhere (only
+//!   the leader serves reads), so the read is ordered before them. Waiting
+//!   for the current commit index instead, as the first version did, sent
+//!   most reads under write load through the driver: the view's applied
+//!   index trails the commit index while each batch applies.
 //!
 //! A failed write stops the driver (durability unknown): pending requests
 //! are answered `Ambiguous`, and the node must be restarted, which recovers
@@ -145,8 +151,8 @@ impl NodeConfig {
 struct LeaseView {
     /// When the lease ends; `None`: no lease.
     until: Option<Instant>,
-    /// The commit index when the lease was computed.
-    commit: Index,
+    /// The first index of the leader's term: a lease read waits until it is applied.
+    term_start: Index,
     /// The state machine has applied at least this index.
     applied: Index,
 }
@@ -308,7 +314,7 @@ impl Node {
     /// trip through the driver. `false` says nothing: ask [`Node::read`].
     pub fn holds_lease(&self) -> bool {
         let view = *self.lease.lock().unwrap_or_else(|e| e.into_inner());
-        view.applied >= view.commit && view.until.is_some_and(|until| Instant::now() < until)
+        view.applied >= view.term_start && view.until.is_some_and(|until| Instant::now() < until)
     }
 
     pub fn transport_stats(&self) -> &TransportStats {
@@ -517,10 +523,10 @@ impl<S: StateMachine> Driver<S> {
             let ticks = u32::try_from(left - 1).unwrap_or(u32::MAX);
             self.next_tick + self.tick.saturating_mul(ticks)
         });
-        let commit = self.raft.commit_index();
+        let term_start = self.raft.term_start_index();
         let mut view = self.lock_lease();
         view.until = until;
-        view.commit = commit;
+        view.term_start = term_start;
         view.applied = self.applied;
     }
 

@@ -282,6 +282,10 @@ pub struct Raft {
     transferee: Option<NodeId>,
     /// Leader: a transfer was started this term, so no more lease reads.
     lease_fenced: bool,
+    /// Leader: the index of the first entry of its term (the empty entry it
+    /// appended on election). Every entry committed by earlier leaders is
+    /// below it.
+    term_start: Index,
 
     /// Leader: commands were appended since the last broadcast; `ready`
     /// sends them (all of them in one `Append` per follower, batching).
@@ -349,6 +353,7 @@ impl Raft {
             pending_reads: VecDeque::new(),
             transferee: None,
             lease_fenced: false,
+            term_start: 0,
             broadcast_pending: false,
             msgs: Vec::new(),
             reads: Vec::new(),
@@ -670,6 +675,16 @@ impl Raft {
         self.log.commit
     }
 
+    /// Leader: the index of the first entry of its term. Once that entry
+    /// commits, every entry any earlier leader committed is at or below it,
+    /// so a state machine that applied it holds everything committed
+    /// before this term, and, with every command this leader answered
+    /// applied before the answer, everything acknowledged so far: what a
+    /// lease read needs (`node`'s module doc). 0 on other roles.
+    pub fn term_start_index(&self) -> Index {
+        if self.role == Role::Leader { self.term_start } else { 0 }
+    }
+
     pub fn id(&self) -> NodeId {
         self.config.id
     }
@@ -824,6 +839,7 @@ impl Raft {
         self.sync_progress();
         // Raft §8: an entry of its own term, so it can commit (and learn the commit index).
         self.append_as_leader(Payload::Empty);
+        self.term_start = self.log.last_index();
     }
 
     fn ignores_vote(&self, msg: &Message) -> bool {

@@ -388,6 +388,15 @@ impl Harness {
                     self.line(line);
                 }
             }
+            "term_start" => {
+                for id in self.ids(args)? {
+                    let start = self.nodes[&id].raft.as_ref().map(|r| r.term_start_index());
+                    match start {
+                        Some(start) => self.line(format!("n{id} term_start={start}")),
+                        None => self.line(format!("n{id} down")),
+                    }
+                }
+            }
             "log" => {
                 let id = node_arg(0)?;
                 let raft = self.raft(id)?;
