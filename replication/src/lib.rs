@@ -66,11 +66,15 @@
 //!   pipeline (no progress for two heartbeats while entries are outstanding)
 //!   falls back to probing. Only entries of the current term commit by
 //!   counting (Raft §5.4.2); a new leader appends an empty entry to get one.
-//! - **Snapshots** (Raft §7) are whole: the leader sends its latest snapshot in
-//!   one message when a follower needs compacted entries; the follower
-//!   replaces its log and state machine, or only advances its commit index if
-//!   its log already holds the snapshot's last entry. Streaming in chunks
-//!   from an engine checkpoint is for later.
+//! - **Snapshots** (Raft §7): the leader sends its latest snapshot when a
+//!   follower needs compacted entries; the follower replaces its log and
+//!   state machine, or only advances its commit index if its log already
+//!   holds the snapshot's last entry. On real nodes a snapshot is small
+//!   inline data plus a list of files (an engine checkpoint of hard links)
+//!   kept beside the log; the message carries only the list, and the
+//!   follower fetches the files in checksummed chunks with a streaming RPC
+//!   before stepping it (`node`'s module doc). The simulator's snapshots
+//!   are inline bytes.
 //! - **Membership changes are one voter at a time** (thesis §4.1): the entry
 //!   carries the whole new membership and takes effect when appended
 //!   (reverting if truncated); one uncommitted change at a time, and only
@@ -106,12 +110,14 @@
 //! durable store (model, corruption, SIGKILL); `tests/cluster.rs` runs three
 //! nodes over gRPC; `tests/replicated_shard.rs` and `tests/cluster_shard.rs`
 //! run transactions on them, the latter through a follower that forwards
-//! while the leader stops. `cargo run -p strata-replication --example replay --
+//! while the leader stops; `tests/snapshot_transfer.rs` catches a replica
+//! up through a checkpoint snapshot larger than a message, restarts nodes
+//! from their checkpoints, and refuses damaged files and chunks. `cargo run -p strata-replication --example replay --
 //! SEED [NODES] [lease-race]` replays one seed with a trace of every event.
 //!
 //! Not here yet (issue 7): multi-shard (prepare/commit) transactions and
-//! SERIALIZABLE range validation on replicated shards, chunked snapshots,
-//! learners, and follower reads. `cli/tests/replica_set.rs` runs nodes as
+//! SERIALIZABLE range validation on replicated shards, learners, and
+//! follower reads. `cli/tests/replica_set.rs` runs nodes as
 //! separate `strata start` processes.
 
 // A library reports through its return values, never by printing.
@@ -138,6 +144,6 @@ pub use rng::Rng;
 pub use shard::{ClusterShard, CommandId, ForwardConfig, ReplicatedShard, ShardError};
 pub use storage::{FileStore, FileStoreOptions, LogStore, MemStore, persist_ready};
 pub use types::{
-    ConfChange, Entry, HardState, Index, Membership, NodeId, Payload, Persisted, Snapshot, Term,
-    quorum_value,
+    ConfChange, Entry, HardState, Index, Membership, NodeId, Payload, Persisted, Snapshot,
+    SnapshotFile, Term, quorum_value,
 };

@@ -60,6 +60,36 @@
 //!   most reads under write load through the driver: the view's applied
 //!   index trails the commit index while each batch applies.
 //!
+//! # Snapshots as files
+//!
+//! Every `snapshot_every` applied entries the driver asks the state machine
+//! for a snapshot into an empty staging directory of the log store
+//! ([`FileStore::staging_dir`]): a replicated shard writes an engine
+//! checkpoint there (hard links to its tables) and returns only small
+//! metadata. The driver lists the files (names, sizes, CRC32C) and hands
+//! metadata and list to the core ([`Raft::compact_with_files`]); storing
+//! the snapshot moves the directory into place beside the log (see
+//! `storage::file`). A state machine that writes no files has snapshots
+//! that are all inline, as before.
+//!
+//! A `Snapshot` message carries only that list. When one arrives that the
+//! core would install (above the commit index, not matching the log) and
+//! its files are not here, the driver does not step it yet: it starts a
+//! fetch ([`transport::fetch_snapshot`]) on the tokio runtime, never on the
+//! driver thread, at most one at a time (a second snapshot message while
+//! one runs is dropped; Raft resends). The fetch streams the files from
+//! the sender in chunks into `DIR/fetch/`, checks every chunk and file,
+//! fsyncs, and leaves its outcome in a slot the driver polls each loop
+//! (no lock is held across an await). On success the driver renames the
+//! directory to the snapshot's staging name and only then steps the
+//! message; the core installs it, the store moves the files into place,
+//! and the state machine restores from them. A failed or stale fetch (the
+//! leader compacted again and no longer has those files) is dropped and
+//! counted; the leader sends its newer snapshot when its own retry timer
+//! fires. On start, the stored snapshot's files are verified in full
+//! (sizes and checksums) before the state machine restores from them: a
+//! damaged file stops the start with [`Error::CorruptFile`].
+//!
 //! A failed write stops the driver (durability unknown): pending requests
 //! are answered `Ambiguous`, and the node must be restarted, which recovers
 //! from the store.
@@ -74,7 +104,7 @@
 //! applied, and the caller must not guess.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -83,17 +113,18 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
-use crate::message::Message;
+use crate::message::{Body, Message};
 use crate::raft::{Config, Raft, Ready, Status};
-use crate::storage::{FileStore, FileStoreOptions, LogStore, persist_ready};
+use crate::storage::{FileStore, FileStoreOptions, LogStore, persist_ready, snapshot_files};
 use crate::transport::{self, Outbox, ShardHandler, ShardSlot, TransportConfig, TransportStats};
 use crate::types::{Index, NodeId, Payload, Persisted, Term};
 
 /// The application state a replica set agrees on.
 ///
 /// `apply` must be deterministic: every replica applies the same commands in
-/// the same order and must reach the same state. `restore(snapshot())` must
-/// give back the same state.
+/// the same order and must reach the same state. `restore(snapshot(dir),
+/// dir)` must give back the same state, also on another node to which the
+/// files of `dir` were copied.
 pub trait StateMachine: Send + 'static {
     /// Applies the committed command at `index`; returns the answer for
     /// whoever proposed it. An error (the state machine's storage failed)
@@ -102,10 +133,16 @@ pub trait StateMachine: Send + 'static {
     fn apply(&mut self, index: Index, command: &[u8]) -> std::result::Result<Vec<u8>, String>;
     /// Answers a read-only query from the current state.
     fn query(&self, query: &[u8]) -> Vec<u8>;
-    /// The whole state, serialized; an error stops the node like `apply`'s.
-    fn snapshot(&self) -> std::result::Result<Vec<u8>, String>;
-    /// Replaces the state with a snapshot's; an error stops the node.
-    fn restore(&mut self, snapshot: &[u8]) -> std::result::Result<(), String>;
+    /// The whole state: files written into `dir` (an existing, empty
+    /// directory; files there must never change afterwards) and returned
+    /// bytes, which should be small (they travel in one Raft message and
+    /// are stored whole). An error stops the node like `apply`'s.
+    fn snapshot(&self, dir: &Path) -> std::result::Result<Vec<u8>, String>;
+    /// Replaces the state with a snapshot's: `data` as `snapshot` returned
+    /// it and `dir` holding its files (verified; absent if it wrote none).
+    /// The files belong to the log store: read or hard-link them, never
+    /// modify or move them. An error stops the node.
+    fn restore(&mut self, data: &[u8], dir: &Path) -> std::result::Result<(), String>;
 }
 
 /// How to run one node.
@@ -226,8 +263,17 @@ impl Node {
         let store =
             FileStore::open(&config.dir, config.store.clone(), &Persisted::bootstrap(voters))?;
         let persisted = store.load()?;
-        if persisted.snapshot.index > 0 {
-            state_machine.restore(&persisted.snapshot.data).map_err(Error::Corrupt)?;
+        let snapshot = &persisted.snapshot;
+        if snapshot.index > 0 {
+            let dir = store.snapshot_dir(snapshot.index, snapshot.term);
+            snapshot_files::verify(&dir, &snapshot.files, true)?;
+            state_machine.restore(&snapshot.data, &dir).map_err(Error::Corrupt)?;
+        }
+        // What an earlier run was fetching is of no use now.
+        let fetch_root = config.dir.join("fetch");
+        if fetch_root.exists() {
+            std::fs::remove_dir_all(&fetch_root)
+                .map_err(|e| Error::Io(format!("{}: remove: {e}", fetch_root.display())))?;
         }
         let snapshot_index = persisted.snapshot.index;
         let mut raft_config = config.raft.clone();
@@ -245,6 +291,7 @@ impl Node {
             &config.transport,
             stats.clone(),
             shard.clone(),
+            Some(config.dir.clone()),
         );
         let (shutdown, signal) = oneshot::channel::<()>();
         let incoming =
@@ -274,6 +321,18 @@ impl Node {
             lease: lease.clone(),
             tick: config.tick,
             next_tick: Instant::now() + config.tick,
+            fetch: Fetcher {
+                runtime: runtime.clone(),
+                peers: config.peers.clone(),
+                transport: config.transport.clone(),
+                stats: stats.clone(),
+                root: fetch_root,
+                running: None,
+                done: Arc::new(Mutex::new(None)),
+                // Distinct from an earlier run's in this process, whose
+                // task may still be writing.
+                started: seed(config.id) >> 16,
+            },
         };
         let flag = stopping.clone();
         let thread = std::thread::Builder::new()
@@ -401,6 +460,10 @@ impl Drop for Node {
     }
 }
 
+fn bump(counter: &std::sync::atomic::AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
 /// A seed for the node's election timeouts: differs between nodes and runs.
 fn seed(id: NodeId) -> u64 {
     let nanos = std::time::SystemTime::now()
@@ -433,6 +496,27 @@ struct Driver<S> {
     /// One tick, and the instant the next one is due (the nominal schedule).
     tick: Duration,
     next_tick: Instant,
+    fetch: Fetcher,
+}
+
+/// What a finished fetch leaves for the driver: the snapshot message it
+/// was for, and the directory of its files or why it failed.
+type FetchOutcome = (Message, std::result::Result<PathBuf, String>);
+
+/// The driver's side of snapshot fetches (module doc).
+struct Fetcher {
+    runtime: tokio::runtime::Handle,
+    peers: BTreeMap<NodeId, String>,
+    transport: TransportConfig,
+    stats: Arc<TransportStats>,
+    /// `DIR/fetch`: each fetch writes into a directory of its own here.
+    root: PathBuf,
+    /// The snapshot being fetched, if any (at most one at a time).
+    running: Option<(Index, Term)>,
+    /// Set by the fetch task when it ends; taken by the driver.
+    done: Arc<Mutex<Option<FetchOutcome>>>,
+    /// Fetches started, naming their directories.
+    started: u64,
 }
 
 /// Most inputs handled between two looks at the clock.
@@ -461,6 +545,9 @@ impl<S: StateMachine> Driver<S> {
                     self.handle(input);
                 }
             }
+            if let Err(e) = self.finish_fetch() {
+                break Err(e);
+            }
             if let Err(e) = self.drive() {
                 break Err(e);
             }
@@ -478,7 +565,13 @@ impl<S: StateMachine> Driver<S> {
 
     fn handle(&mut self, input: Input) {
         match input {
-            Input::Message(msg) => self.raft.step(msg),
+            Input::Message(msg) => {
+                if self.needs_fetch(&msg) {
+                    self.start_fetch(msg);
+                } else {
+                    self.raft.step(msg);
+                }
+            }
             Input::Propose { command, reply } => match self.raft.propose(command) {
                 Ok(index) => {
                     let term = self.raft.term();
@@ -510,6 +603,74 @@ impl<S: StateMachine> Driver<S> {
                 let _ = reply.send(self.raft.transfer_leader(target));
             }
         }
+    }
+
+    /// Whether `msg` is a snapshot the core would install whose files are
+    /// not here yet (module doc).
+    fn needs_fetch(&self, msg: &Message) -> bool {
+        let Body::Snapshot { snapshot, .. } = &msg.body else { return false };
+        !snapshot.files.is_empty()
+            && msg.term >= self.raft.term()
+            && snapshot.index > self.raft.commit_index()
+            && self.raft.log_term(snapshot.index) != Some(snapshot.term)
+    }
+
+    /// Starts fetching the files of the snapshot in `msg` from its sender,
+    /// unless a fetch is running (then `msg` is dropped: Raft resends).
+    fn start_fetch(&mut self, msg: Message) {
+        let f = &mut self.fetch;
+        let Body::Snapshot { snapshot, .. } = &msg.body else { return };
+        if f.running.is_some() {
+            bump(&f.stats.snapshot_fetches_busy);
+            return;
+        }
+        let Some(addr) = f.peers.get(&msg.from).cloned() else {
+            bump(&f.stats.snapshot_fetch_failures);
+            return;
+        };
+        f.running = Some((snapshot.index, snapshot.term));
+        f.started += 1;
+        let dir = f.root.join(format!("{}-{}-{}", snapshot.index, snapshot.term, f.started));
+        let (index, term, files) = (snapshot.index, snapshot.term, snapshot.files.clone());
+        let (transport, stats, done) = (f.transport.clone(), f.stats.clone(), f.done.clone());
+        f.runtime.spawn(async move {
+            let result =
+                transport::fetch_snapshot(&addr, index, term, &files, &dir, &transport, &stats)
+                    .await;
+            if result.is_err() {
+                // Bounded by nothing but the disk: do not leave it behind.
+                let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
+            }
+            *done.lock().unwrap_or_else(|e| e.into_inner()) = Some((msg, result));
+        });
+    }
+
+    /// Takes a finished fetch's outcome: on success, moves its files to
+    /// the snapshot's staging directory and steps the message; on failure,
+    /// drops it (module doc). Only a failing log store is an error.
+    fn finish_fetch(&mut self) -> Result<()> {
+        let outcome = self.fetch.done.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let Some((msg, result)) = outcome else { return Ok(()) };
+        self.fetch.running = None;
+        let Body::Snapshot { snapshot, .. } = &msg.body else { return Ok(()) };
+        let fetched = match result {
+            Ok(dir) => dir,
+            Err(_) => {
+                bump(&self.fetch.stats.snapshot_fetch_failures);
+                return Ok(());
+            }
+        };
+        bump(&self.fetch.stats.snapshot_fetches);
+        let staged = self.store.staged_path(snapshot.index, snapshot.term);
+        if staged.exists() {
+            std::fs::remove_dir_all(&staged)
+                .map_err(|e| Error::Io(format!("{}: remove: {e}", staged.display())))?;
+        }
+        std::fs::rename(&fetched, &staged)
+            .map_err(|e| Error::Io(format!("{}: rename: {e}", fetched.display())))?;
+        snapshot_files::sync_dir(self.store.dir())?;
+        self.raft.step(msg);
+        Ok(())
     }
 
     fn lock_lease(&self) -> std::sync::MutexGuard<'_, LeaseView> {
@@ -556,8 +717,13 @@ impl<S: StateMachine> Driver<S> {
             }
             let applied = self.applied;
             if applied >= self.raft.status().snapshot_index + self.snapshot_every {
-                let data = self.state_machine.snapshot().map_err(Error::ApplyFailed)?;
-                self.raft.compact(applied, data)?;
+                let term = self.raft.log_term(applied).ok_or_else(|| {
+                    Error::Corrupt(format!("applied entry {applied} is not in the log"))
+                })?;
+                let dir = self.store.staging_dir(applied, term)?;
+                let data = self.state_machine.snapshot(&dir).map_err(Error::ApplyFailed)?;
+                let files = snapshot_files::describe(&dir)?;
+                self.raft.compact_with_files(applied, data, files)?;
             }
         }
         Ok(())
@@ -568,7 +734,8 @@ impl<S: StateMachine> Driver<S> {
     /// then answer the reads whose index is applied.
     fn apply(&mut self, ready: &Ready) -> Result<()> {
         if let Some(snapshot) = &ready.snapshot {
-            self.state_machine.restore(&snapshot.data).map_err(Error::Corrupt)?;
+            let dir = self.store.snapshot_dir(snapshot.index, snapshot.term);
+            self.state_machine.restore(&snapshot.data, &dir).map_err(Error::Corrupt)?;
             self.applied = snapshot.index;
             let later = self.proposals.split_off(&(snapshot.index + 1));
             for (_, (_, reply)) in std::mem::replace(&mut self.proposals, later) {

@@ -96,8 +96,8 @@ use crate::message::{Body, Message};
 use crate::progress::{Progress, ProgressState};
 use crate::rng::Rng;
 use crate::types::{
-    ConfChange, Entry, HardState, Index, Membership, NodeId, Payload, Persisted, Snapshot, Term,
-    quorum_value,
+    ConfChange, Entry, HardState, Index, Membership, NodeId, Payload, Persisted, Snapshot,
+    SnapshotFile, Term, quorum_value,
 };
 
 /// Tunables of one node. Times are in ticks of the node's own clock.
@@ -481,6 +481,17 @@ impl Raft {
     /// Records that the state machine's state at `index` (at most the applied
     /// index) is `data`, and drops the log up to it (Raft §7).
     pub fn compact(&mut self, index: Index, data: Vec<u8>) -> Result<()> {
+        self.compact_with_files(index, data, Vec::new())
+    }
+
+    /// As [`Raft::compact`], for a state kept partly in `files` (which the
+    /// driver stores beside the log; the core only carries their list).
+    pub fn compact_with_files(
+        &mut self,
+        index: Index,
+        data: Vec<u8>,
+        files: Vec<SnapshotFile>,
+    ) -> Result<()> {
         if index <= self.log.snapshot.index || index > self.log.applied {
             return Err(Error::InvalidSnapshot {
                 index,
@@ -490,7 +501,7 @@ impl Raft {
         }
         let term = self.log.term(index).expect("applied entries are in the log");
         let membership = self.membership_at(index).clone();
-        let snapshot = Snapshot { index, term, membership, data };
+        let snapshot = Snapshot { index, term, membership, data, files };
         self.log.compact(snapshot.clone());
         let keep = self.memberships.iter().rposition(|(i, _)| *i <= index).unwrap_or(0);
         self.memberships.drain(..keep);

@@ -106,8 +106,37 @@ pub struct Snapshot {
     pub term: Term,
     /// The membership in force at `index`.
     pub membership: Membership,
-    /// Opaque to Raft: the application's serialized state machine.
+    /// Opaque to Raft: the application's serialized state machine, or
+    /// (with `files`) the small part of it that is not in the files.
     pub data: Vec<u8>,
+    /// Files that hold the rest of the state (an engine checkpoint), by
+    /// name, size and checksum. Raft carries only this list; the node keeps
+    /// the files beside its log store and a follower fetches them in chunks
+    /// before it steps the snapshot (`crate::node`). Empty in the simulator.
+    pub files: Vec<SnapshotFile>,
+}
+
+/// One file of a snapshot (see [`Snapshot::files`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SnapshotFile {
+    /// A plain file name (no directory part), unique within the snapshot.
+    pub name: String,
+    pub size: u64,
+    /// CRC32C of the whole file.
+    pub crc32c: u32,
+}
+
+impl SnapshotFile {
+    /// Whether `name` may name a snapshot file: one plain component of
+    /// safe characters, so a peer's list can never reach outside the
+    /// snapshot's directory.
+    pub fn valid_name(name: &str) -> bool {
+        !name.is_empty()
+            && name.len() <= 255
+            && name != "."
+            && name != ".."
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    }
 }
 
 /// Everything a node recovers from its log store on start.

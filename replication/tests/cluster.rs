@@ -31,7 +31,7 @@ impl StateMachine for Journal {
         }
     }
 
-    fn snapshot(&self) -> Result<Vec<u8>, String> {
+    fn snapshot(&self, _dir: &Path) -> Result<Vec<u8>, String> {
         let mut out = Vec::new();
         for (index, command) in &self.applied {
             out.extend_from_slice(&index.to_le_bytes());
@@ -41,7 +41,7 @@ impl StateMachine for Journal {
         Ok(out)
     }
 
-    fn restore(&mut self, mut data: &[u8]) -> Result<(), String> {
+    fn restore(&mut self, mut data: &[u8], _dir: &Path) -> Result<(), String> {
         self.applied.clear();
         while !data.is_empty() {
             if data.len() < 12 {
@@ -203,6 +203,7 @@ async fn the_transport_refuses_malformed_and_misaddressed_messages() {
         membership: Some(pb::Membership { voters: vec![1, 2] }),
         data: vec![0; 1 << 17],
         round: 1,
+        files: Vec::new(),
     });
     let big = pb::RaftMessage { from: 2, to: 1, term: 1, body: Some(big) };
     let status = client.deliver(batch(big)).await.unwrap_err();

@@ -111,6 +111,7 @@ fn matches_the_in_memory_model() {
                         term: term_at,
                         membership: Membership::new([1, 2, 3]),
                         data: format!("state at {index}").into_bytes(),
+                        files: Vec::new(),
                     };
                     model.compact(&snapshot).unwrap();
                     store.compact(&snapshot).unwrap();
@@ -123,6 +124,7 @@ fn matches_the_in_memory_model() {
                         term,
                         membership: Membership::new([1, 2, 3, 4]),
                         data: vec![7; rng.below(300) as usize],
+                        files: Vec::new(),
                     };
                     model.install_snapshot(&snapshot).unwrap();
                     store.install_snapshot(&snapshot).unwrap();
@@ -300,6 +302,7 @@ fn compaction_deletes_whole_old_segments() {
         term: 1,
         membership: Membership::new([1, 2, 3]),
         data: b"state at 80".to_vec(),
+        files: Vec::new(),
     };
     store.compact(&snapshot).unwrap();
     let after = segments(dir.path());
@@ -313,8 +316,13 @@ fn compaction_deletes_whole_old_segments() {
     let mut store = FileStore::open(dir.path(), small(), &initial).unwrap();
     assert_eq!(store.load().unwrap(), p);
     // Installing a leader's snapshot drops the whole log.
-    let installed =
-        Snapshot { index: 500, term: 4, membership: Membership::new([1, 2]), data: vec![1; 1000] };
+    let installed = Snapshot {
+        index: 500,
+        term: 4,
+        membership: Membership::new([1, 2]),
+        data: vec![1; 1000],
+        files: Vec::new(),
+    };
     store.install_snapshot(&installed).unwrap();
     store.append(&entries(501, 502, 4)).unwrap();
     store.set_hard_state(HardState { term: 4, vote: None, commit: 500 }).unwrap();
@@ -331,4 +339,67 @@ fn compaction_deletes_whole_old_segments() {
     let p = store.load().unwrap();
     assert_eq!((p.snapshot, p.entries), (installed, entries(501, 502, 4)));
     assert_eq!(p.hard_state, HardState { term: 4, vote: None, commit: 500 });
+}
+
+/// A snapshot with files: gathered in the staging directory, moved beside
+/// the log when stored, the previous one's deleted after the switch, and
+/// checked (present, right size) on every open.
+#[test]
+fn snapshot_files_move_into_place_and_are_checked_on_open() {
+    use strata_replication::storage::snapshot_files;
+    let dir = tempfile::tempdir().unwrap();
+    let initial = Persisted::bootstrap([1, 2, 3]);
+    let mut store = FileStore::open(dir.path(), small(), &initial).unwrap();
+    store.append(&entries(1, 30, 1)).unwrap();
+    store.set_hard_state(HardState { term: 1, vote: Some(1), commit: 30 }).unwrap();
+    store.sync().unwrap();
+
+    let stage = |store: &FileStore, index: u64, contents: &[(&str, &[u8])]| {
+        let staged = store.staging_dir(index, 1).unwrap();
+        for (name, bytes) in contents {
+            fs::write(staged.join(name), bytes).unwrap();
+        }
+        Snapshot {
+            index,
+            term: 1,
+            membership: Membership::new([1, 2, 3]),
+            data: b"meta".to_vec(),
+            files: snapshot_files::describe(&staged).unwrap(),
+        }
+    };
+    let first = stage(&store, 10, &[("000001.sst", b"table one"), ("CURRENT", b"M\n")]);
+    assert_eq!(first.files.len(), 2);
+    store.compact(&first).unwrap();
+    let first_dir = store.snapshot_dir(10, 1);
+    assert_eq!(fs::read(first_dir.join("000001.sst")).unwrap(), b"table one");
+    assert!(!store.staged_path(10, 1).exists(), "moved, not copied");
+    assert_eq!(store.load().unwrap().snapshot, first);
+
+    let second = stage(&store, 20, &[("000009.sst", b"table nine")]);
+    store.compact(&second).unwrap();
+    assert!(!first_dir.exists(), "the previous snapshot's files go after the switch");
+    snapshot_files::verify(&store.snapshot_dir(20, 1), &second.files, true).unwrap();
+    // A leftover staging directory is garbage at the next open.
+    store.staging_dir(25, 1).unwrap();
+    drop(store);
+    let store = FileStore::open(dir.path(), small(), &initial).unwrap();
+    assert!(!store.staged_path(25, 1).exists());
+    assert_eq!(store.load().unwrap().snapshot, second);
+
+    // Storing a snapshot whose files were not gathered fails clearly.
+    let mut store = store;
+    let missing = Snapshot { index: 28, files: second.files.clone(), ..second.clone() };
+    assert!(matches!(store.compact(&missing), Err(Error::CorruptFile { .. })));
+    drop(store);
+
+    // A listed file cut short or missing: the store refuses to open.
+    let table = dir.path().join(format!("snap-{:020}-{:020}.d/000009.sst", 20, 1));
+    fs::write(&table, b"table").unwrap();
+    let e = FileStore::open(dir.path(), small(), &initial).unwrap_err();
+    assert!(matches!(&e, Error::CorruptFile { path, .. } if *path == table), "{e}");
+    fs::remove_file(&table).unwrap();
+    assert!(matches!(
+        FileStore::open(dir.path(), small(), &initial),
+        Err(Error::CorruptFile { .. })
+    ));
 }

@@ -85,6 +85,7 @@ fn crash_child() {
                 term: hs.term,
                 membership: Membership::new([1, 2, 3]),
                 data: snapshot_data(snapshot_index),
+                files: Vec::new(),
             };
             store.compact(&snapshot).unwrap();
         }

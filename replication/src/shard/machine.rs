@@ -22,12 +22,23 @@
 //! most recent `MAX_OUTCOMES` commands by log order (the same on every
 //! replica, and carried in snapshots).
 //!
-//! Snapshots carry the newest version of every live key, `last_ts` and the
-//! remembered outcomes. They do not carry older versions or tombstones, so
-//! a restored replica reads nothing below its *floor* (the snapshot's
-//! `last_ts`: reads there fail as too old) and treats a key it does not hold
-//! as written at the floor when it validates as leader: conservative (a
-//! spurious conflict at worst), never a missed one.
+//! Snapshots come in two forms:
+//!
+//! - **Checkpoint** (real nodes, `ReplicatedShard`): [`ShardMachine::snapshot_meta`]
+//!   is `applied`, `last_ts` and the remembered outcomes, behind a magic
+//!   prefix; the versions themselves are an engine checkpoint in files the
+//!   node keeps (all MVCC versions above the engine's GC watermark), restored
+//!   with [`ShardMachine::restore_with`]. Reads below the checkpoint's GC
+//!   watermark fail as too old, as on the replica it came from.
+//! - **Inline** (the simulator, and snapshots stored before checkpoints):
+//!   [`ShardMachine::snapshot`] carries the newest version of every live
+//!   key, `last_ts` and the outcomes. It does not carry older versions or
+//!   tombstones, so a restored replica reads nothing below its *floor*
+//!   (the snapshot's `last_ts`: reads there fail as too old).
+//!
+//! Either way a restored replica treats a key it does not hold as written
+//! at its floor (the GC watermark) when it validates as leader:
+//! conservative (a spurious conflict at worst), never a missed one.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -38,6 +49,13 @@ use crate::types::Index;
 
 /// How many command outcomes every replica remembers for deduplication.
 pub const MAX_OUTCOMES: usize = 100_000;
+
+/// The first bytes of checkpoint metadata ([`ShardMachine::snapshot_meta`]);
+/// inline snapshots start with the applied index, which never is this.
+const CHECKPOINT_MAGIC: &[u8; 8] = b"STRSHCK1";
+
+/// `applied`, `last_ts` and the outcomes, as a snapshot carries them.
+type Meta = (Index, Timestamp, HashMap<CommandId, Answer>, VecDeque<CommandId>);
 
 /// A key's newest version in a snapshot: `(key, ts, value)`.
 pub type Row = (Vec<u8>, Timestamp, Vec<u8>);
@@ -137,6 +155,51 @@ impl<V: Versions> ShardMachine<V> {
         &self.versions
     }
 
+    /// The state apart from the versions, for a snapshot whose versions
+    /// are an engine checkpoint (module doc).
+    pub fn snapshot_meta(&self) -> Vec<u8> {
+        let mut out = CHECKPOINT_MAGIC.to_vec();
+        self.encode_meta(&mut out);
+        out
+    }
+
+    /// Whether `data` is [`ShardMachine::snapshot_meta`]'s (else inline).
+    pub fn is_checkpoint_meta(data: &[u8]) -> bool {
+        data.starts_with(CHECKPOINT_MAGIC)
+    }
+
+    /// Restores from checkpoint metadata: checks `data` first, then lets
+    /// `restore_versions` replace the versions (from the checkpoint's
+    /// files), then takes the rest from `data`. Malformed data is an error,
+    /// never a panic, and changes nothing.
+    pub fn restore_with(
+        &mut self,
+        data: &[u8],
+        restore_versions: impl FnOnce(&mut V) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let bad = || "malformed shard checkpoint metadata".to_string();
+        let body = data.strip_prefix(CHECKPOINT_MAGIC.as_slice()).ok_or_else(bad)?;
+        let mut r = Reader { bytes: body };
+        let meta = decode_meta(&mut r, body.len()).ok_or_else(bad)?;
+        if !r.bytes.is_empty() {
+            return Err(bad());
+        }
+        restore_versions(&mut self.versions)?;
+        (self.applied, self.last_ts, self.outcomes, self.order) = meta;
+        Ok(())
+    }
+
+    fn encode_meta(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.applied.to_le_bytes());
+        out.extend_from_slice(&self.last_ts.to_le_bytes());
+        out.extend_from_slice(&(self.order.len() as u64).to_le_bytes());
+        for id in &self.order {
+            out.extend_from_slice(&id.client.to_le_bytes());
+            out.extend_from_slice(&id.seq.to_le_bytes());
+            put_bytes(out, &self.outcomes[id].encode());
+        }
+    }
+
     /// The newest applied commit timestamp: a safe snapshot (module doc).
     pub fn last_ts(&self) -> Timestamp {
         self.last_ts
@@ -179,14 +242,7 @@ impl<V: Versions> ShardMachine<V> {
     /// The state as snapshot data.
     pub fn snapshot(&self) -> Result<Vec<u8>, String> {
         let mut out = Vec::new();
-        out.extend_from_slice(&self.applied.to_le_bytes());
-        out.extend_from_slice(&self.last_ts.to_le_bytes());
-        out.extend_from_slice(&(self.order.len() as u64).to_le_bytes());
-        for id in &self.order {
-            out.extend_from_slice(&id.client.to_le_bytes());
-            out.extend_from_slice(&id.seq.to_le_bytes());
-            put_bytes(&mut out, &self.outcomes[id].encode());
-        }
+        self.encode_meta(&mut out);
         let rows = self.versions.dump()?;
         out.extend_from_slice(&(rows.len() as u64).to_le_bytes());
         for (k, ts, v) in rows {
@@ -210,20 +266,8 @@ impl<V: Versions> ShardMachine<V> {
         }
         let bad = || "malformed shard snapshot".to_string();
         let mut r = Reader { bytes: data };
-        let applied = r.u64().ok_or_else(bad)?;
-        let last_ts = r.u64().ok_or_else(bad)?;
-        let n = r.u64().ok_or_else(bad)?;
-        if n > data.len() as u64 / 16 {
-            return Err(bad());
-        }
-        let mut outcomes = HashMap::new();
-        let mut order = VecDeque::new();
-        for _ in 0..n {
-            let id = CommandId { client: r.u64().ok_or_else(bad)?, seq: r.u64().ok_or_else(bad)? };
-            let answer = Answer::decode(r.bytes().ok_or_else(bad)?).ok_or_else(bad)?;
-            outcomes.insert(id, answer);
-            order.push_back(id);
-        }
+        let (applied, last_ts, outcomes, order) =
+            decode_meta(&mut r, data.len()).ok_or_else(bad)?;
         let rows_n = r.u64().ok_or_else(bad)?;
         if rows_n > data.len() as u64 / 16 {
             return Err(bad());
@@ -245,6 +289,26 @@ impl<V: Versions> ShardMachine<V> {
         self.order = order;
         Ok(())
     }
+}
+
+/// Decodes what `encode_meta` wrote (`len`: the whole input's length, to
+/// bound counts before allocating).
+fn decode_meta(r: &mut Reader<'_>, len: usize) -> Option<Meta> {
+    let applied = r.u64()?;
+    let last_ts = r.u64()?;
+    let n = r.u64()?;
+    if n > len as u64 / 16 {
+        return None;
+    }
+    let mut outcomes = HashMap::new();
+    let mut order = VecDeque::new();
+    for _ in 0..n {
+        let id = CommandId { client: r.u64()?, seq: r.u64()? };
+        let answer = Answer::decode(r.bytes()?)?;
+        outcomes.insert(id, answer);
+        order.push_back(id);
+    }
+    Some((applied, last_ts, outcomes, order))
 }
 
 #[cfg(test)]
@@ -290,5 +354,36 @@ mod tests {
                     || cut == 0
             );
         }
+    }
+
+    #[test]
+    fn checkpoint_metadata_restores_everything_but_the_versions() {
+        let mut m = ShardMachine::new(MemVersions::default());
+        m.apply(1, &cmd(1, 10, "a", "x")).unwrap();
+        m.apply(2, &cmd(2, 20, "b", "y")).unwrap();
+        let meta = m.snapshot_meta();
+        assert!(ShardMachine::<MemVersions>::is_checkpoint_meta(&meta));
+        assert!(!ShardMachine::<MemVersions>::is_checkpoint_meta(&m.snapshot().unwrap()));
+        let mut back = ShardMachine::new(MemVersions::default());
+        let mut called = false;
+        back.restore_with(&meta, |_| {
+            called = true;
+            Ok(())
+        })
+        .unwrap();
+        assert!(called);
+        assert_eq!((back.applied(), back.last_ts()), (2, 20));
+        assert_eq!(back.outcome(CommandId { client: 1, seq: 2 }), Some(Answer::Committed(20)));
+        // Damaged metadata changes nothing and never reaches the versions.
+        for cut in 0..meta.len() {
+            let mut fresh = ShardMachine::new(MemVersions::default());
+            let result = fresh.restore_with(&meta[..cut], |_| panic!("versions replaced"));
+            assert!(result.is_err(), "cut at {cut}");
+            assert_eq!(fresh.applied(), 0);
+        }
+        // A failing restore of the versions leaves the rest unchanged too.
+        let mut fresh = ShardMachine::new(MemVersions::default());
+        assert!(fresh.restore_with(&meta, |_| Err("disk".into())).is_err());
+        assert_eq!(fresh.last_ts(), 0);
     }
 }

@@ -35,13 +35,24 @@
 //! state makes a leader round and waits for the leader's own proposals at
 //! or below it, keeping later ones above it.
 //!
-//! # The engine is rebuilt from the log
+//! # The engine is rebuilt from the snapshot and the log
 //!
-//! The Raft log (a [`crate::FileStore`]) is the durable record; each start
-//! wipes the engine directory and replays the snapshot and the log into a
-//! fresh engine (recovery is the normal start-up path), so engine writes
-//! need no fsync of their own. Installing a snapshot opens a new engine
-//! generation beside the old one and switches readers over.
+//! The Raft log (a [`crate::FileStore`]) and its snapshot are the durable
+//! record. A snapshot is an engine checkpoint ([`Db::checkpoint`]: hard
+//! links to the engine's tables and a fresh manifest) in the directory the
+//! node gives, plus the shard machine's metadata (`applied`, `last_ts`, the
+//! outcomes) inline; the store keeps the files beside the log. Each start
+//! wipes the engine directory, then rebuilds the engine from the stored
+//! checkpoint (tables hard-linked into a new engine generation, the
+//! manifest copied: [`strata_lsm::clone_checkpoint`]) and replays the log
+//! after it (recovery is the normal start-up path), so engine writes need
+//! no fsync of their own. Installing a snapshot from the leader does the
+//! same with the checkpoint its files hold once fetched, opening the new
+//! generation beside the old one and switching readers over.
+//!
+//! Taking a checkpoint flushes the memtable on the driver thread (the only
+//! writer of the engine, so the checkpoint is exactly the applied state);
+//! the shard machine's lock is not held meanwhile.
 //!
 //! # Errors through the `Shard` trait
 //!
@@ -231,23 +242,56 @@ impl Versions for DbVersions {
     }
 
     fn reset(&mut self, rows: Vec<Row>, floor: Timestamp) -> Result<(), String> {
-        let engine = &self.0;
-        let generation = engine.current.read().unwrap_or_else(|p| p.into_inner()).0 + 1;
-        let dir = engine.dir.join(format!("engine-{generation}"));
-        let db = Db::open(&dir, engine.options.clone()).map_err(|e| e.to_string())?;
-        let mut batch = WriteBatch::new();
-        for (key, ts, value) in &rows {
-            batch.put(key, *ts, value);
+        self.0.replace(|dir, options| {
+            let db = Db::open(dir, options).map_err(|e| e.to_string())?;
+            let mut batch = WriteBatch::new();
+            for (key, ts, value) in &rows {
+                batch.put(key, *ts, value);
+            }
+            if !batch.is_empty() {
+                db.write(&batch, Durability::Buffered).map_err(|e| e.to_string())?;
+            }
+            db.set_gc_watermark(floor);
+            Ok(db)
+        })
+    }
+}
+
+impl DbVersions {
+    /// Writes an engine checkpoint into `dir` (module doc).
+    fn checkpoint(&self, dir: &Path) -> Result<(), String> {
+        self.0.db().checkpoint(dir).map(|_| ()).map_err(|e| format!("checkpoint: {e}"))
+    }
+
+    /// Replaces the engine with one opened from a clone of the checkpoint
+    /// in `dir`, which is left untouched.
+    fn restore_checkpoint(&mut self, dir: &Path) -> Result<(), String> {
+        self.0.replace(|generation, options| {
+            strata_lsm::clone_checkpoint(dir, generation)
+                .map_err(|e| format!("restore checkpoint {}: {e}", dir.display()))?;
+            Db::open(generation, options).map_err(|e| format!("open restored checkpoint: {e}"))
+        })
+    }
+}
+
+impl Engine {
+    /// Opens the next generation with `open` (given its fresh directory)
+    /// and switches readers over to it.
+    fn replace(
+        &self,
+        open: impl FnOnce(&Path, strata_lsm::Options) -> Result<Db, String>,
+    ) -> Result<(), String> {
+        let generation = self.current.read().unwrap_or_else(|p| p.into_inner()).0 + 1;
+        let dir = self.dir.join(format!("engine-{generation}"));
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| format!("wipe {}: {e}", dir.display()))?;
         }
-        if !batch.is_empty() {
-            db.write(&batch, Durability::Buffered).map_err(|e| e.to_string())?;
-        }
-        db.set_gc_watermark(floor);
+        let db = open(&dir, self.options.clone())?;
         let old = std::mem::replace(
-            &mut *engine.current.write().unwrap_or_else(|p| p.into_inner()),
+            &mut *self.current.write().unwrap_or_else(|p| p.into_inner()),
             (generation, Arc::new(db)),
         );
-        let old_dir = engine.dir.join(format!("engine-{}", old.0));
+        let old_dir = self.dir.join(format!("engine-{}", old.0));
         drop(old);
         // Readers may still hold the old engine; its files go once they do.
         let _ = std::fs::remove_dir_all(old_dir);
@@ -274,12 +318,26 @@ impl StateMachine for Applier {
         lock(&self.0).last_ts().to_le_bytes().to_vec()
     }
 
-    fn snapshot(&self) -> Result<Vec<u8>, String> {
-        lock(&self.0).snapshot()
+    /// An engine checkpoint into `dir`, and the machine's metadata (module
+    /// doc). Called on the driver thread, the engine's only writer, so the
+    /// checkpoint holds exactly what the metadata says is applied.
+    fn snapshot(&self, dir: &Path) -> Result<Vec<u8>, String> {
+        let (meta, versions) = {
+            let machine = lock(&self.0);
+            (machine.snapshot_meta(), machine.versions().clone())
+        };
+        versions.checkpoint(dir)?;
+        Ok(meta)
     }
 
-    fn restore(&mut self, snapshot: &[u8]) -> Result<(), String> {
-        lock(&self.0).restore(snapshot)
+    /// From a checkpoint (or an inline snapshot stored by an older version).
+    fn restore(&mut self, data: &[u8], dir: &Path) -> Result<(), String> {
+        let mut machine = lock(&self.0);
+        if ShardMachine::<DbVersions>::is_checkpoint_meta(data) {
+            machine.restore_with(data, |versions| versions.restore_checkpoint(dir))
+        } else {
+            machine.restore(data)
+        }
     }
 }
 

@@ -5,8 +5,11 @@
 //! ```text
 //! DIR/meta                               hard state, current snapshot, first live segment
 //! DIR/snap-<index:020>-<term:020>        a snapshot (immutable once renamed into place)
+//! DIR/snap-<index:020>-<term:020>.d/     its files (`Snapshot::files`), if it has any
+//! DIR/snap-<index:020>-<term:020>.staged/  files gathered for a snapshot not yet stored
 //! DIR/log-<seq:020>                      log segments, append-only, seq = 1, 2, 3, ...
 //! DIR/*.tmp                              a file being written atomically (deleted on open)
+//! DIR/fetch/                             not the store's: the node's snapshot fetches
 //! ```
 //!
 //! `meta` and snapshots are replaced atomically: written to `NAME.tmp`,
@@ -15,15 +18,29 @@
 //! and the first live segment. Snapshots and segments it does not reach are
 //! garbage, deleted on open.
 //!
+//! A snapshot with files (an engine checkpoint, see `crate::node`) keeps
+//! them in the directory `snap-...d` beside its file. The node gathers them
+//! first in `snap-...staged` ([`FileStore::staging_dir`]: the state machine
+//! writes its checkpoint there, or a fetch from the leader lands there);
+//! storing the snapshot checks their sizes against the list, fsyncs them,
+//! renames the directory to `snap-...d` and syncs `DIR`, all before the
+//! snapshot file and `meta` are written, so `meta` never names a snapshot
+//! whose files are not durable. The previous snapshot's directory is
+//! deleted after the switch; on open, a listed file that is missing or of
+//! the wrong size is [`Error::CorruptFile`] (checksums are checked by the
+//! node before it restores from them: [`snapshot_files::verify`]).
+//!
 //! # Formats (little-endian)
 //!
 //! ```text
 //! meta:      "STRAMETA" | version u32 = 1 | term u64 | has_vote u8 | vote u64 |
 //!            commit u64 | snapshot_index u64 | snapshot_term u64 |
 //!            first_segment u64 | crc32c u32 (of everything before it)
-//! snapshot:  "STRASNAP" | version u32 = 1 | index u64 | term u64 |
+//! snapshot:  "STRASNAP" | version u32 = 2 | index u64 | term u64 |
 //!            voters u32 | voter u64 * voters | data_len u64 | data |
+//!            files u32 | (name_len u16 | name | size u64 | crc32c u32) * files |
 //!            crc32c u32 (of everything before it)
+//!            (version 1, still read, has no file list)
 //! segment:   header "STRALOG1" | seq u64 | crc32c u32 (of the 16 bytes before)
 //!            then records:
 //! record:    len u32 | payload crc32c u32 | header crc32c u32 (of the 8 bytes
@@ -79,14 +96,18 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::storage::LogStore;
-use crate::types::{Entry, HardState, Index, Membership, Payload, Persisted, Snapshot, Term};
+use crate::storage::{LogStore, snapshot_files};
+use crate::types::{
+    Entry, HardState, Index, Membership, Payload, Persisted, Snapshot, SnapshotFile, Term,
+};
 
 const META: &str = "meta";
 const META_MAGIC: &[u8; 8] = b"STRAMETA";
 const SNAP_MAGIC: &[u8; 8] = b"STRASNAP";
 const SEGMENT_MAGIC: &[u8; 8] = b"STRALOG1";
 const VERSION: u32 = 1;
+/// The snapshot file's format version (1: no file list).
+const SNAP_VERSION: u32 = 2;
 const SEGMENT_HEADER_BYTES: u64 = 20;
 const RECORD_HEADER_BYTES: u64 = 12;
 const KIND_ENTRIES: u8 = 1;
@@ -204,6 +225,32 @@ impl FileStore {
         &self.dir
     }
 
+    /// Where the files of the stored snapshot `index`/`term` live (the
+    /// directory exists only while that snapshot is the current one and
+    /// has files).
+    pub fn snapshot_dir(&self, index: Index, term: Term) -> PathBuf {
+        self.dir.join(snapshot_dir_name(index, term))
+    }
+
+    /// An empty directory (created, emptied if it existed) where the files
+    /// of snapshot `index`/`term` are gathered before that snapshot is
+    /// stored with `compact` or `install_snapshot` (module doc).
+    pub fn staging_dir(&self, index: Index, term: Term) -> Result<PathBuf> {
+        self.check()?;
+        let path = self.staged_path(index, term);
+        if path.exists() {
+            fs::remove_dir_all(&path).map_err(|e| io_error(&path, "remove", e))?;
+        }
+        fs::create_dir_all(&path).map_err(|e| io_error(&path, "create", e))?;
+        Ok(path)
+    }
+
+    /// The name [`FileStore::staging_dir`] gives, without touching it (for
+    /// a caller that renames a finished directory into place).
+    pub fn staged_path(&self, index: Index, term: Term) -> PathBuf {
+        self.dir.join(format!("{}.staged", snapshot_name(index, term)))
+    }
+
     /// The live segments' sequence numbers, oldest first (for tests and metrics).
     pub fn segment_seqs(&self) -> Vec<u64> {
         self.segments.iter().map(|s| s.seq).collect()
@@ -279,6 +326,16 @@ impl FileStore {
     /// Stores `snapshot` as the base of the log, keeping the segments from
     /// `first_segment` on, and deletes what is no longer reachable.
     fn switch_snapshot(&mut self, snapshot: &Snapshot, first_segment: u64) -> Result<()> {
+        let files_dir = self.snapshot_dir(snapshot.index, snapshot.term);
+        let staged = self.staged_path(snapshot.index, snapshot.term);
+        if !snapshot.files.is_empty() && !files_dir.exists() {
+            snapshot_files::verify(&staged, &snapshot.files, false)?;
+            snapshot_files::sync_tree(&staged)?;
+            fs::rename(&staged, &files_dir).map_err(|e| io_error(&staged, "rename", e))?;
+            sync_dir(&self.dir)?;
+        } else if !snapshot.files.is_empty() {
+            snapshot_files::verify(&files_dir, &snapshot.files, false)?;
+        }
         write_atomic(
             &self.dir,
             &snapshot_name(snapshot.index, snapshot.term),
@@ -401,6 +458,10 @@ fn recover(dir: &Path) -> Result<Recovered> {
         .map_err(|(offset, reason)| corrupt(&snap_path, offset, reason))?;
     if (snapshot.index, snapshot.term) != (meta.snapshot_index, meta.snapshot_term) {
         return Err(corrupt(&snap_path, 8, "snapshot index or term differs from its name".into()));
+    }
+    if !snapshot.files.is_empty() {
+        let files_dir = dir.join(snapshot_dir_name(snapshot.index, snapshot.term));
+        snapshot_files::verify(&files_dir, &snapshot.files, false)?;
     }
     let mut seqs: Vec<u64> = list(dir)?
         .iter()
@@ -535,8 +596,7 @@ fn create(dir: &Path, initial: &Persisted) -> Result<()> {
             || name.starts_with("snap-")
             || name.ends_with(".tmp")
         {
-            let path = dir.join(&name);
-            fs::remove_file(&path).map_err(|e| io_error(&path, "remove", e))?;
+            remove_path(&dir.join(&name))?;
         }
     }
     let snapshot = &initial.snapshot;
@@ -583,14 +643,14 @@ fn create_segment(dir: &Path, seq: u64) -> Result<()> {
 /// segments before the first live one.
 fn remove_garbage(dir: &Path, meta: &Meta) -> Result<()> {
     let current = snapshot_name(meta.snapshot_index, meta.snapshot_term);
+    let current_dir = snapshot_dir_name(meta.snapshot_index, meta.snapshot_term);
     let mut removed = false;
     for name in list(dir)? {
         let dead = name.ends_with(".tmp")
-            || (name.starts_with("snap-") && name != current)
+            || (name.starts_with("snap-") && name != current && name != current_dir)
             || parse_segment_name(&name).is_some_and(|seq| seq < meta.first_segment);
         if dead {
-            let path = dir.join(&name);
-            fs::remove_file(&path).map_err(|e| io_error(&path, "remove", e))?;
+            remove_path(&dir.join(&name))?;
             removed = true;
         }
     }
@@ -598,6 +658,12 @@ fn remove_garbage(dir: &Path, meta: &Meta) -> Result<()> {
         sync_dir(dir)?;
     }
     Ok(())
+}
+
+/// Removes a file, or a directory with everything in it.
+fn remove_path(path: &Path) -> Result<()> {
+    let result = if path.is_dir() { fs::remove_dir_all(path) } else { fs::remove_file(path) };
+    result.map_err(|e| io_error(path, "remove", e))
 }
 
 fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
@@ -652,6 +718,16 @@ fn parse_segment_name(name: &str) -> Option<u64> {
 
 fn snapshot_name(index: Index, term: Term) -> String {
     format!("snap-{index:020}-{term:020}")
+}
+
+fn snapshot_dir_name(index: Index, term: Term) -> String {
+    format!("{}.d", snapshot_name(index, term))
+}
+
+/// Where a [`FileStore`] in `dir` keeps the files of snapshot
+/// `index`/`term` (see the module doc).
+pub fn snapshot_dir(dir: &Path, index: Index, term: Term) -> PathBuf {
+    dir.join(snapshot_dir_name(index, term))
 }
 
 fn io_error(path: &Path, op: &str, e: std::io::Error) -> Error {
@@ -829,7 +905,7 @@ fn encode_meta(meta: &Meta) -> Vec<u8> {
 
 /// Decodes `meta`; on failure, the offset and the reason.
 fn decode_meta(bytes: &[u8]) -> std::result::Result<Meta, (u64, String)> {
-    let body = check_trailing_crc(bytes, META_MAGIC)?;
+    let body = check_trailing_crc(bytes, META_MAGIC, Some(VERSION))?;
     let mut r = Reader::new(body);
     let at = |r: &Reader<'_>, e: String| (r.pos as u64, e);
     r.take(12).map_err(|e| (0, e))?;
@@ -855,19 +931,31 @@ fn decode_meta(bytes: &[u8]) -> std::result::Result<Meta, (u64, String)> {
 fn encode_snapshot(snapshot: &Snapshot) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + snapshot.data.len());
     out.extend_from_slice(SNAP_MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&SNAP_VERSION.to_le_bytes());
     out.extend_from_slice(&snapshot.index.to_le_bytes());
     out.extend_from_slice(&snapshot.term.to_le_bytes());
     encode_voters(&mut out, &snapshot.membership);
     out.extend_from_slice(&(snapshot.data.len() as u64).to_le_bytes());
     out.extend_from_slice(&snapshot.data);
+    out.extend_from_slice(&(snapshot.files.len() as u32).to_le_bytes());
+    for f in &snapshot.files {
+        // Names are short (`SnapshotFile::valid_name`); a longer one could
+        // not have been listed.
+        let name = &f.name.as_bytes()[..f.name.len().min(u16::MAX as usize)];
+        out.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        out.extend_from_slice(name);
+        out.extend_from_slice(&f.size.to_le_bytes());
+        out.extend_from_slice(&f.crc32c.to_le_bytes());
+    }
     let crc = crc32c::crc32c(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     out
 }
 
 fn decode_snapshot(bytes: &[u8]) -> std::result::Result<Snapshot, (u64, String)> {
-    let body = check_trailing_crc(bytes, SNAP_MAGIC)?;
+    let version = bytes.get(8..12).map(|v| u32::from_le_bytes(v.try_into().expect("4 bytes")));
+    let body =
+        check_trailing_crc(bytes, SNAP_MAGIC, version.filter(|v| (1..=SNAP_VERSION).contains(v)))?;
     let mut r = Reader::new(body);
     let decode = |r: &mut Reader<'_>| -> DecodeResult<Snapshot> {
         r.take(12)?;
@@ -876,8 +964,22 @@ fn decode_snapshot(bytes: &[u8]) -> std::result::Result<Snapshot, (u64, String)>
         let membership = r.voters()?;
         let len = usize::try_from(r.u64()?).map_err(|_| "data length".to_string())?;
         let data = r.take(len)?.to_vec();
+        let mut files = Vec::new();
+        if version == Some(2) {
+            let n = r.u32()? as usize;
+            for _ in 0..n {
+                let name_len = u16::from_le_bytes(r.take(2)?.try_into().expect("2 bytes"));
+                let name = std::str::from_utf8(r.take(name_len as usize)?)
+                    .map_err(|_| "file name is not UTF-8".to_string())?
+                    .to_string();
+                if !SnapshotFile::valid_name(&name) {
+                    return Err(format!("invalid snapshot file name {name:?}"));
+                }
+                files.push(SnapshotFile { name, size: r.u64()?, crc32c: r.u32()? });
+            }
+        }
         r.done()?;
-        Ok(Snapshot { index, term, membership, data })
+        Ok(Snapshot { index, term, membership, data, files })
     };
     decode(&mut r).map_err(|e| (r.pos as u64, e))
 }
@@ -887,11 +989,12 @@ fn decode_snapshot(bytes: &[u8]) -> std::result::Result<Snapshot, (u64, String)>
 fn check_trailing_crc<'a>(
     bytes: &'a [u8],
     magic: &[u8; 8],
+    version: Option<u32>,
 ) -> std::result::Result<&'a [u8], (u64, String)> {
     if bytes.len() < 16 || &bytes[..8] != magic {
         return Err((0, "bad magic or file cut short".into()));
     }
-    if bytes[8..12] != VERSION.to_le_bytes() {
+    if version.is_none_or(|v| bytes[8..12] != v.to_le_bytes()) {
         return Err((8, "unknown format version".into()));
     }
     let (body, crc) = bytes.split_at(bytes.len() - 4);

@@ -14,9 +14,11 @@
 //!
 //! [`MemStore`] is the simulator's disk: a store in memory that can crash,
 //! keeping a random prefix of its unsynced writes. [`FileStore`] (in
-//! [`file`](mod@file)) is the real one: checksummed, segmented, fsynced files.
+//! [`file`](mod@file)) is the real one: checksummed, segmented, fsynced files,
+//! and beside them the files of the current snapshot ([`snapshot_files`]).
 
 pub mod file;
+pub mod snapshot_files;
 
 pub use file::{FileStore, FileStoreOptions};
 

@@ -12,8 +12,10 @@
 //!   into one `Deliver` call, up to `max_message_bytes`, one call at a time;
 //!   a failed call drops its batch and reconnects with exponential backoff,
 //!   discarding what queued up while the peer was unreachable (stale by
-//!   then). A single message larger than `max_message_bytes` (a snapshot
-//!   too big to send whole) is dropped and counted.
+//!   then). A single message larger than `max_message_bytes` is dropped
+//!   and counted (a snapshot's files do not travel in messages: see
+//!   below; only an inline snapshot of a state machine that writes no
+//!   files can be too large).
 //! - **Receiving**: a message that does not decode, or that is addressed to
 //!   another node, fails the call with `InvalidArgument`, never a panic; a
 //!   full inbound queue drops the message (counted in the reply).
@@ -24,6 +26,18 @@
 //!   the Raft driver), at most [`MAX_FORWARDED`] at once: more are refused
 //!   as retryable, never queued without bound. Before a handler is
 //!   registered the call fails with `Unavailable`.
+//! - **Snapshot files** (`FetchSnapshot`): a `Snapshot` message carries only
+//!   the list of its files (an engine checkpoint); the follower fetches
+//!   them from the sender with this server-streaming call
+//!   ([`fetch_snapshot`], run by `crate::node` off its driver thread). The
+//!   server opens every asked-for file of its *current* snapshot first (so
+//!   a compaction that deletes them meanwhile does not cut the stream; a
+//!   snapshot that is no longer current is `NotFound`), then a blocking
+//!   task reads them a chunk at a time into a channel of two chunks:
+//!   memory per stream is bounded by the chunk size (at most
+//!   [`MAX_CHUNK_BYTES`], and below `max_message_bytes`), never by the
+//!   snapshot. At most [`MAX_SNAPSHOT_STREAMS`] streams are served at once.
+//!   The client checks every chunk ([`Receiver`]) and the whole files.
 
 pub mod pb {
     //! Generated from `proto/raft.proto`.
@@ -32,6 +46,9 @@ pub mod pb {
 }
 
 use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -41,7 +58,10 @@ use tokio::sync::mpsc;
 use tonic::transport::Endpoint;
 
 use crate::message::{Body, Message};
-use crate::types::{Entry, Membership, NodeId, Payload, Snapshot};
+use crate::storage::file::snapshot_dir;
+pub use crate::storage::snapshot_files::MAX_CHUNK_BYTES;
+use crate::storage::snapshot_files::Receiver;
+use crate::types::{Entry, Membership, NodeId, Payload, Snapshot, SnapshotFile};
 use pb::raft_transport_client::RaftTransportClient;
 
 /// Why a protobuf message is not a valid Raft message.
@@ -53,6 +73,8 @@ pub enum DecodeError {
     NoPayload(u64),
     #[error("snapshot without a membership")]
     NoMembership,
+    #[error("snapshot file name {0:?} is not a plain file name")]
+    BadFileName(String),
 }
 
 /// The wire form of `msg`.
@@ -95,6 +117,7 @@ pub fn to_proto(msg: &Message) -> pb::RaftMessage {
             membership: Some(membership_to_proto(&snapshot.membership)),
             data: snapshot.data.clone(),
             round: *round,
+            files: snapshot.files.iter().map(snapshot_file_to_proto).collect(),
         }),
         Body::TimeoutNow => B::TimeoutNow(pb::TimeoutNow {}),
     };
@@ -133,12 +156,28 @@ pub fn from_proto(m: pb::RaftMessage) -> Result<Message, DecodeError> {
                 term: b.term,
                 membership: Membership::new(b.membership.ok_or(DecodeError::NoMembership)?.voters),
                 data: b.data,
+                files: b
+                    .files
+                    .into_iter()
+                    .map(snapshot_file_from_proto)
+                    .collect::<Result<_, _>>()?,
             },
             round: b.round,
         },
         B::TimeoutNow(_) => Body::TimeoutNow,
     };
     Ok(Message { from: m.from, to: m.to, term: m.term, body })
+}
+
+fn snapshot_file_to_proto(f: &SnapshotFile) -> pb::SnapshotFile {
+    pb::SnapshotFile { name: f.name.clone(), size: f.size, crc32c: f.crc32c }
+}
+
+fn snapshot_file_from_proto(f: pb::SnapshotFile) -> Result<SnapshotFile, DecodeError> {
+    if !SnapshotFile::valid_name(&f.name) {
+        return Err(DecodeError::BadFileName(f.name));
+    }
+    Ok(SnapshotFile { name: f.name, size: f.size, crc32c: f.crc32c })
 }
 
 fn membership_to_proto(m: &Membership) -> pb::Membership {
@@ -209,6 +248,17 @@ pub struct TransportStats {
     pub dropped_inbound: AtomicU64,
     /// Calls refused because a message did not decode or was misaddressed.
     pub rejected_calls: AtomicU64,
+    /// Snapshot fetches this node completed, and failed (bad chunk, stale
+    /// snapshot, peer unreachable), as the receiving side.
+    pub snapshot_fetches: AtomicU64,
+    pub snapshot_fetch_failures: AtomicU64,
+    /// Snapshot file bytes received in chunks, and the largest chunk.
+    pub snapshot_bytes_received: AtomicU64,
+    pub snapshot_max_chunk_bytes: AtomicU64,
+    /// Snapshot messages dropped because a fetch was already running.
+    pub snapshot_fetches_busy: AtomicU64,
+    /// Snapshot file bytes this node streamed to peers.
+    pub snapshot_bytes_sent: AtomicU64,
 }
 
 impl TransportStats {
@@ -338,6 +388,58 @@ async fn run_peer(
     }
 }
 
+/// Fetches the files of snapshot `index`@`term` from the node at `addr`
+/// into `dir` (created; emptied first), checking every chunk and every
+/// whole file, fsynced; see the module doc. Memory: one chunk at a time.
+/// Errors say why, for the caller to drop the fetch (Raft resends).
+pub async fn fetch_snapshot(
+    addr: &str,
+    index: u64,
+    term: u64,
+    files: &[SnapshotFile],
+    dir: &Path,
+    config: &TransportConfig,
+    stats: &TransportStats,
+) -> Result<PathBuf, String> {
+    let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| format!("peer address {addr}: {e}"))?
+        .connect_timeout(config.connect_timeout)
+        .tcp_nodelay(true);
+    let channel = endpoint.connect().await.map_err(|e| format!("connect to {addr}: {e}"))?;
+    let chunk = chunk_bytes_for(config.max_message_bytes);
+    let mut client = RaftTransportClient::new(channel)
+        .max_encoding_message_size(config.max_message_bytes)
+        .max_decoding_message_size(config.max_message_bytes);
+    let request = pb::SnapshotRef {
+        index,
+        term,
+        files: files.iter().map(|f| f.name.clone()).collect(),
+        max_chunk_bytes: u32::try_from(chunk).unwrap_or(u32::MAX),
+    };
+    let call = tokio::time::timeout(config.rpc_timeout, client.fetch_snapshot(request));
+    let mut stream = call
+        .await
+        .map_err(|_| format!("fetch from {addr} timed out"))?
+        .map_err(|s| format!("fetch from {addr}: {}", s.message()))?
+        .into_inner();
+    let mut receiver = Receiver::new(dir, files, chunk).map_err(|e| e.to_string())?;
+    loop {
+        let next = tokio::time::timeout(config.rpc_timeout, stream.message())
+            .await
+            .map_err(|_| format!("snapshot stream from {addr} stalled"))?
+            .map_err(|s| format!("snapshot stream from {addr}: {}", s.message()))?;
+        let Some(c) = next else { break };
+        let len = c.data.len() as u64;
+        receiver.accept(&c.file, c.offset, &c.data, c.crc32c).map_err(|e| e.to_string())?;
+        bump(&stats.snapshot_bytes_received, len);
+        stats.snapshot_max_chunk_bytes.fetch_max(len, Ordering::Relaxed);
+    }
+    tokio::task::spawn_blocking(move || receiver.finish())
+        .await
+        .map_err(|e| format!("snapshot fetch task: {e}"))?
+        .map_err(|e| e.to_string())
+}
+
 /// Where the receiving side hands decoded messages: must not block.
 pub trait Inbox: Send + Sync + 'static {
     /// Queues a message for the core; false if the queue is full (dropped).
@@ -357,6 +459,10 @@ pub type ShardSlot = Arc<OnceLock<Arc<dyn ShardHandler>>>;
 /// as retryable (admission control).
 pub const MAX_FORWARDED: usize = 256;
 
+/// Snapshot streams served at once by one node; more are refused
+/// (`ResourceExhausted`) and retried by Raft.
+pub const MAX_SNAPSHOT_STREAMS: usize = 2;
+
 /// The tonic service of the receiving side.
 pub struct Service<I> {
     id: NodeId,
@@ -364,6 +470,10 @@ pub struct Service<I> {
     stats: Arc<TransportStats>,
     shard: ShardSlot,
     forwarded: Arc<tokio::sync::Semaphore>,
+    /// The log store's directory, where the current snapshot's files are.
+    snapshots: Option<PathBuf>,
+    streams: Arc<tokio::sync::Semaphore>,
+    max_message_bytes: usize,
 }
 
 impl<I> std::fmt::Debug for Service<I> {
@@ -374,13 +484,16 @@ impl<I> std::fmt::Debug for Service<I> {
 
 impl<I: Inbox> Service<I> {
     /// The service of node `id`, with the message size limit applied;
-    /// forwarded shard operations go to the handler in `shard`, once set.
+    /// forwarded shard operations go to the handler in `shard`, once set;
+    /// snapshot files are served from the log store in `snapshots` (none:
+    /// `FetchSnapshot` is `Unavailable`).
     pub fn new(
         id: NodeId,
         inbox: I,
         config: &TransportConfig,
         stats: Arc<TransportStats>,
         shard: ShardSlot,
+        snapshots: Option<PathBuf>,
     ) -> pb::raft_transport_server::RaftTransportServer<Service<I>> {
         let forwarded = Arc::new(tokio::sync::Semaphore::new(MAX_FORWARDED));
         pb::raft_transport_server::RaftTransportServer::new(Service {
@@ -389,14 +502,134 @@ impl<I: Inbox> Service<I> {
             stats,
             shard,
             forwarded,
+            snapshots,
+            streams: Arc::new(tokio::sync::Semaphore::new(MAX_SNAPSHOT_STREAMS)),
+            max_message_bytes: config.max_message_bytes,
         })
         .max_decoding_message_size(config.max_message_bytes)
         .max_encoding_message_size(config.max_message_bytes)
     }
 }
 
+/// The largest chunk that fits a message of `max_message_bytes` with room
+/// for the chunk's other fields.
+pub fn chunk_bytes_for(max_message_bytes: usize) -> usize {
+    MAX_CHUNK_BYTES.min(max_message_bytes.saturating_sub(1024)).max(1024)
+}
+
+type ChunkStream = Pin<
+    Box<
+        dyn tonic::codegen::tokio_stream::Stream<Item = Result<pb::SnapshotChunk, tonic::Status>>
+            + Send,
+    >,
+>;
+
+/// Opens every file `request` asks for in the snapshot it names (see the
+/// module doc); `NotFound` if it is not the current snapshot any more.
+fn open_snapshot_files(
+    root: &Path,
+    request: &pb::SnapshotRef,
+) -> Result<Vec<(String, std::fs::File)>, tonic::Status> {
+    let dir = snapshot_dir(root, request.index, request.term);
+    let mut files = Vec::with_capacity(request.files.len());
+    for name in &request.files {
+        if !SnapshotFile::valid_name(name) {
+            return Err(tonic::Status::invalid_argument(format!(
+                "bad snapshot file name {name:?}"
+            )));
+        }
+        match std::fs::File::open(dir.join(name)) {
+            Ok(f) => files.push((name.clone(), f)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(tonic::Status::not_found(format!(
+                    "snapshot {}@{} (file {name}) is not this node's current snapshot",
+                    request.index, request.term
+                )));
+            }
+            Err(e) => return Err(tonic::Status::internal(format!("open {name}: {e}"))),
+        }
+    }
+    Ok(files)
+}
+
+/// Reads `files` a chunk at a time into `tx` (on a blocking thread); stops
+/// when the receiver goes away.
+fn stream_files(
+    files: Vec<(String, std::fs::File)>,
+    chunk: usize,
+    tx: &mpsc::Sender<Result<pb::SnapshotChunk, tonic::Status>>,
+    stats: &TransportStats,
+) {
+    for (name, mut file) in files {
+        let mut offset = 0u64;
+        loop {
+            let mut data = vec![0; chunk];
+            let mut filled = 0;
+            while filled < chunk {
+                match file.read(&mut data[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(tonic::Status::internal(format!(
+                            "read snapshot file {name}: {e}"
+                        ))));
+                        return;
+                    }
+                }
+            }
+            if filled == 0 {
+                break;
+            }
+            data.truncate(filled);
+            let crc32c = crc32c::crc32c(&data);
+            let len = data.len() as u64;
+            let chunk = pb::SnapshotChunk { file: name.clone(), offset, data, crc32c };
+            if tx.blocking_send(Ok(chunk)).is_err() {
+                return;
+            }
+            bump(&stats.snapshot_bytes_sent, len);
+            offset += len;
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl<I: Inbox> pb::raft_transport_server::RaftTransport for Service<I> {
+    type FetchSnapshotStream = ChunkStream;
+
+    async fn fetch_snapshot(
+        &self,
+        request: tonic::Request<pb::SnapshotRef>,
+    ) -> Result<tonic::Response<ChunkStream>, tonic::Status> {
+        let Some(root) = &self.snapshots else {
+            return Err(tonic::Status::unavailable("this node keeps no snapshot files"));
+        };
+        let Ok(permit) = self.streams.clone().try_acquire_owned() else {
+            return Err(tonic::Status::resource_exhausted(format!(
+                "node {} is already streaming {MAX_SNAPSHOT_STREAMS} snapshots",
+                self.id
+            )));
+        };
+        let request = request.into_inner();
+        let files = open_snapshot_files(root, &request)?;
+        let asked = if request.max_chunk_bytes == 0 {
+            MAX_CHUNK_BYTES
+        } else {
+            request.max_chunk_bytes as usize
+        };
+        let chunk = asked.min(chunk_bytes_for(self.max_message_bytes)).max(1);
+        let (tx, rx) = mpsc::channel(2);
+        let stats = self.stats.clone();
+        tokio::task::spawn_blocking(move || {
+            stream_files(files, chunk, &tx, &stats);
+            drop(permit);
+        });
+        Ok(tonic::Response::new(Box::pin(
+            tonic::codegen::tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
     async fn deliver(
         &self,
         request: tonic::Request<pb::MessageBatch>,
@@ -464,6 +697,7 @@ mod tests {
             term: 3,
             membership: Membership::new([1, 2, 3]),
             data: b"state".to_vec(),
+            files: vec![SnapshotFile { name: "000007.sst".into(), size: 4096, crc32c: 77 }],
         };
         let entries = vec![
             Entry { index: 5, term: 2, payload: Payload::Empty },
