@@ -218,6 +218,16 @@ async fn a_lagging_replica_catches_up_through_a_snapshot_larger_than_a_message()
     }
     assert!(shards.values().all(|s| s.node().status().raft.protocol_violations == 0));
 
+    // A fetch of a snapshot that is not the leader's current one (it
+    // compacted again) fails, saying so: the follower drops it.
+    let stale = strata_replication::SnapshotFile { name: "000001.sst".into(), size: 1, crc32c: 0 };
+    let config = TransportConfig::default();
+    let dir = root.path().join("stale-fetch");
+    let e = transport::fetch_snapshot(&addrs[&first], 1, 1, &[stale], &dir, &config, stats)
+        .await
+        .unwrap_err();
+    assert!(e.contains("not this node's current snapshot"), "{e}");
+
     // It takes its own snapshots from the installed engine, and goes on.
     let s = shards[&first].clone();
     let (model2, stamps2) = tokio::task::spawn_blocking(move || {
