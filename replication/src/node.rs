@@ -66,7 +66,9 @@
 //! for a snapshot into an empty staging directory of the log store
 //! ([`FileStore::staging_dir`]): a replicated shard writes an engine
 //! checkpoint there (hard links to its tables) and returns only small
-//! metadata. The driver lists the files (names, sizes, CRC32C) and hands
+//! metadata. The driver lists the files (names, sizes, CRC32C; a file
+//! that is a hard link to the previous snapshot's keeps its checksum, so
+//! only tables written since are read) and hands
 //! metadata and list to the core ([`Raft::compact_with_files`]); storing
 //! the snapshot moves the directory into place beside the log (see
 //! `storage::file`). A state machine that writes no files has snapshots
@@ -117,7 +119,7 @@ use crate::message::{Body, Message};
 use crate::raft::{Config, Raft, Ready, Status};
 use crate::storage::{FileStore, FileStoreOptions, LogStore, persist_ready, snapshot_files};
 use crate::transport::{self, Outbox, ShardHandler, ShardSlot, TransportConfig, TransportStats};
-use crate::types::{Index, NodeId, Payload, Persisted, Term};
+use crate::types::{Index, NodeId, Payload, Persisted, SnapshotFile, Term};
 
 /// The application state a replica set agrees on.
 ///
@@ -276,6 +278,8 @@ impl Node {
                 .map_err(|e| Error::Io(format!("{}: remove: {e}", fetch_root.display())))?;
         }
         let snapshot_index = persisted.snapshot.index;
+        let last_snapshot =
+            (snapshot_index, persisted.snapshot.term, persisted.snapshot.files.clone());
         let mut raft_config = config.raft.clone();
         raft_config.id = config.id;
         let raft = Raft::new(raft_config, persisted, seed(config.id))?;
@@ -333,6 +337,7 @@ impl Node {
                 // task may still be writing.
                 started: seed(config.id) >> 16,
             },
+            last_snapshot,
         };
         let flag = stopping.clone();
         let thread = std::thread::Builder::new()
@@ -497,6 +502,10 @@ struct Driver<S> {
     tick: Duration,
     next_tick: Instant,
     fetch: Fetcher,
+    /// The index, term and files of the latest snapshot, stored or about
+    /// to be: a new checkpoint's hard links to its files reuse their
+    /// checksums (`snapshot_files::describe_reusing`).
+    last_snapshot: (Index, Term, Vec<SnapshotFile>),
 }
 
 /// What a finished fetch leaves for the driver: the snapshot message it
@@ -722,7 +731,11 @@ impl<S: StateMachine> Driver<S> {
                 })?;
                 let dir = self.store.staging_dir(applied, term)?;
                 let data = self.state_machine.snapshot(&dir).map_err(Error::ApplyFailed)?;
-                let files = snapshot_files::describe(&dir)?;
+                let (index, last_term, files) = &self.last_snapshot;
+                let previous = self.store.snapshot_dir(*index, *last_term);
+                let files =
+                    snapshot_files::describe_reusing(&dir, Some((&previous, files.as_slice())))?;
+                self.last_snapshot = (applied, term, files.clone());
                 self.raft.compact_with_files(applied, data, files)?;
             }
         }
@@ -734,6 +747,7 @@ impl<S: StateMachine> Driver<S> {
     /// then answer the reads whose index is applied.
     fn apply(&mut self, ready: &Ready) -> Result<()> {
         if let Some(snapshot) = &ready.snapshot {
+            self.last_snapshot = (snapshot.index, snapshot.term, snapshot.files.clone());
             let dir = self.store.snapshot_dir(snapshot.index, snapshot.term);
             self.state_machine.restore(&snapshot.data, &dir).map_err(Error::Corrupt)?;
             self.applied = snapshot.index;

@@ -30,16 +30,36 @@ pub const MAX_CHUNK_BYTES: usize = 1 << 20;
 /// Describes every file in `dir` (sorted by name); an absent directory is
 /// an empty list.
 pub fn describe(dir: &Path) -> Result<Vec<SnapshotFile>> {
+    describe_reusing(dir, None)
+}
+
+/// As [`describe`], but a file that is a hard link to the same inode as
+/// the same-named file of `previous` (a directory and its list: the last
+/// snapshot's) takes its checksum from the list instead of reading it.
+/// Snapshot files never change once written, so one inode has one
+/// content: a checkpoint that links mostly the tables of the previous one
+/// costs reading only the new tables.
+pub fn describe_reusing(
+    dir: &Path,
+    previous: Option<(&Path, &[SnapshotFile])>,
+) -> Result<Vec<SnapshotFile>> {
+    use std::os::unix::fs::MetadataExt;
     let mut files = Vec::new();
     for name in list(dir)? {
-        if !SnapshotFile::valid_name(&name) {
-            return Err(Error::Io(format!(
-                "{}: unusable snapshot file name",
-                dir.join(name).display()
-            )));
-        }
         let path = dir.join(&name);
-        let (size, crc32c) = checksum(&path)?;
+        if !SnapshotFile::valid_name(&name) {
+            return Err(Error::Io(format!("{}: unusable snapshot file name", path.display())));
+        }
+        let meta = std::fs::metadata(&path).map_err(|e| io(&path, "stat", e))?;
+        let known = previous.and_then(|(pdir, pfiles)| {
+            let old = pfiles.iter().find(|f| f.name == name && f.size == meta.len())?;
+            let pmeta = std::fs::metadata(pdir.join(&name)).ok()?;
+            (pmeta.ino() == meta.ino() && pmeta.dev() == meta.dev()).then_some(old.crc32c)
+        });
+        let (size, crc32c) = match known {
+            Some(crc) => (meta.len(), crc),
+            None => checksum(&path)?,
+        };
         files.push(SnapshotFile { name, size, crc32c });
     }
     Ok(files)
@@ -341,6 +361,25 @@ mod tests {
         let mut bad = files.clone();
         bad[0].name = "../etc".into();
         assert!(matches!(Receiver::new(&dst, &bad, 1000), Err(ChunkError::BadList(_))));
+    }
+
+    #[test]
+    fn describe_reuses_checksums_of_the_same_inode_only() {
+        let (dir, files, _) = setup();
+        let src = dir.path().join("src");
+        let next = dir.path().join("next");
+        std::fs::create_dir(&next).unwrap();
+        std::fs::hard_link(src.join("f0"), next.join("f0")).unwrap();
+        std::fs::copy(src.join("f2"), next.join("f2")).unwrap(); // same bytes, new inode
+        // A list claiming other checksums shows which were reused.
+        let mut claimed = files.clone();
+        for f in &mut claimed {
+            f.crc32c ^= 1;
+        }
+        let got = describe_reusing(&next, Some((&src, &claimed))).unwrap();
+        assert_eq!(got[0], claimed[0], "hard link: reused");
+        assert_eq!(got[1], files[2], "copy: read again");
+        assert_eq!(describe(&next).unwrap(), vec![files[0].clone(), files[2].clone()]);
     }
 
     #[test]
