@@ -678,7 +678,14 @@ impl<S: StateMachine> Driver<S> {
         std::fs::rename(&fetched, &staged)
             .map_err(|e| Error::Io(format!("{}: rename: {e}", fetched.display())))?;
         snapshot_files::sync_dir(self.store.dir())?;
+        let (index, term) = (snapshot.index, snapshot.term);
         self.raft.step(msg);
+        // The core may have moved past it meanwhile and ignored it: then
+        // the files are of no use (an install takes effect in the core at
+        // once, so its snapshot index tells).
+        if self.raft.status().snapshot_index != index {
+            let _ = std::fs::remove_dir_all(self.store.staged_path(index, term));
+        }
         Ok(())
     }
 

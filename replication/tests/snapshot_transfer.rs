@@ -240,6 +240,18 @@ async fn a_lagging_replica_catches_up_through_a_snapshot_larger_than_a_message()
     let last = *stamps2.last().unwrap();
     wait_applied(&shards[&lagging], last, "the caught-up replica").await;
     check_at(&shards[&lagging], &model2, last, "caught-up replica, later");
+
+    // Restarted, it recovers from the snapshot it stored (installed or
+    // taken since) and its log, with no fetch.
+    Arc::into_inner(shards.remove(&lagging).unwrap()).unwrap().stop().await;
+    shards.insert(lagging, start_one(lagging, &addrs, root.path()).await.unwrap());
+    wait_applied(&shards[&lagging], last, "the restarted replica").await;
+    for ts in stamps2.iter().step_by(13).chain([&last]) {
+        check_at(&shards[&lagging], &model2, *ts, "restarted replica");
+    }
+    check_at(&shards[&lagging], &model2, stamps[100], "restarted replica, old history");
+    let stats = shards[&lagging].node().transport_stats();
+    assert_eq!(stat(stats, |s| &s.snapshot_fetches), 0, "nothing fetched after the restart");
     stop_all(shards).await;
 }
 
