@@ -88,7 +88,10 @@
 //! and the state machine restores from them. A failed or stale fetch (the
 //! leader compacted again and no longer has those files) is dropped and
 //! counted; the leader sends its newer snapshot when its own retry timer
-//! fires. On start, the stored snapshot's files are verified in full
+//! fires. So that a fetch slower than the leader's snapshot interval does
+//! not chase snapshots forever, a leader takes no new snapshot while it
+//! is sending one ([`Raft::sending_snapshot`]), for up to
+//! `SNAPSHOT_HOLD_INTERVALS` intervals (its log stays bounded). On start, the stored snapshot's files are verified in full
 //! (sizes and checksums) before the state machine restores from them: a
 //! damaged file stops the start with [`Error::CorruptFile`].
 //!
@@ -528,6 +531,10 @@ struct Fetcher {
     started: u64,
 }
 
+/// How many `snapshot_every` intervals a leader lets its log grow while a
+/// follower is being sent its snapshot, before it compacts anyway.
+const SNAPSHOT_HOLD_INTERVALS: u64 = 4;
+
 /// Most inputs handled between two looks at the clock.
 const INPUT_BATCH: usize = 256;
 
@@ -732,7 +739,13 @@ impl<S: StateMachine> Driver<S> {
                 self.apply(&ready)?;
             }
             let applied = self.applied;
-            if applied >= self.raft.status().snapshot_index + self.snapshot_every {
+            let base = self.raft.status().snapshot_index;
+            // While a follower fetches the current snapshot, a newer one
+            // would leave it a snapshot behind the log once it installs
+            // (module doc); hold off, for a bounded number of intervals.
+            let hold = self.raft.sending_snapshot()
+                && applied < base + self.snapshot_every * SNAPSHOT_HOLD_INTERVALS;
+            if applied >= base + self.snapshot_every && !hold {
                 let term = self.raft.log_term(applied).ok_or_else(|| {
                     Error::Corrupt(format!("applied entry {applied} is not in the log"))
                 })?;

@@ -681,6 +681,16 @@ impl Raft {
         }
     }
 
+    /// Whether this node leads and is sending a follower a snapshot (the
+    /// follower's progress is in the snapshot state, until it acknowledges
+    /// it or stalls). A driver may hold off compacting meanwhile: a
+    /// follower that installs the snapshot then finds the entries after it
+    /// in the log instead of needing the next snapshot.
+    pub fn sending_snapshot(&self) -> bool {
+        self.role == Role::Leader
+            && self.progress.values().any(|p| matches!(p.state, ProgressState::Snapshot { .. }))
+    }
+
     /// The highest index known to be committed.
     pub fn commit_index(&self) -> Index {
         self.log.commit

@@ -20,6 +20,7 @@
 //! conf ID add|remove NODE     propose a membership change
 //! transfer ID TARGET          hand leadership to TARGET
 //! compact ID                  snapshot at the applied index
+//! sending-snapshot ID         whether the leader is sending a follower a snapshot
 //! deliver [from=ID] [to=ID]   deliver the queued messages (one hop), printing them
 //! stabilize [quiet]           deliver until nothing is queued
 //! drop [from=ID] [to=ID]      discard queued messages
@@ -296,6 +297,11 @@ impl Harness {
                     Err(e) => self.line(format!("n{id} refused compaction: {e}")),
                 }
                 self.process(id);
+            }
+            "sending-snapshot" => {
+                let id = node_arg(0)?;
+                let sending = self.raft(id)?.sending_snapshot();
+                self.line(format!("n{id} sending a snapshot: {sending}"));
             }
             "deliver" => {
                 let from = kv("from").and_then(|v| v.parse().ok());

@@ -4,7 +4,8 @@
 //! - a replica that was down while the others wrote (and compacted their
 //!   logs) catches up through a snapshot whose files are several times the
 //!   transport's message limit, fetched in chunks below it, and then reads
-//!   the same as the leader at every timestamp;
+//!   the same as the leader at every timestamp; also while the leader
+//!   keeps committing (and snapshotting) during the catch-up;
 //! - nodes restarted after snapshots rebuild their engines from the stored
 //!   checkpoint plus the log after it;
 //! - a damaged checkpoint file stops a start (corruption, never a panic),
@@ -252,6 +253,47 @@ async fn a_lagging_replica_catches_up_through_a_snapshot_larger_than_a_message()
     check_at(&shards[&lagging], &model2, stamps[100], "restarted replica, old history");
     let stats = shards[&lagging].node().transport_stats();
     assert_eq!(stat(stats, |s| &s.snapshot_fetches), 0, "nothing fetched after the restart");
+    stop_all(shards).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_replica_catches_up_while_writes_go_on() {
+    let root = tempfile::tempdir().unwrap();
+    let addrs = addresses().await;
+    let mut shards = BTreeMap::new();
+    for id in 1..=3 {
+        shards.insert(id, start_one(id, &addrs, root.path()).await.unwrap());
+    }
+    let first = leader(&shards).await;
+    let lagging = *shards.keys().find(|id| **id != first).unwrap();
+    Arc::into_inner(shards.remove(&lagging).unwrap()).unwrap().stop().await;
+    let s = shards[&first].clone();
+    let model = tokio::task::spawn_blocking(move || {
+        let mut model = Model::new();
+        write(&s, &mut model, 0, 200);
+        model
+    })
+    .await
+    .unwrap();
+
+    // It comes back while the leader keeps committing (and would keep
+    // snapshotting every 40 entries): it still converges.
+    let s = shards[&first].clone();
+    let writer = tokio::task::spawn_blocking(move || {
+        let mut model = model;
+        let stamps = write(&s, &mut model, 200, 200);
+        (model, stamps)
+    });
+    shards.insert(lagging, start_one(lagging, &addrs, root.path()).await.unwrap());
+    let (model, stamps) = writer.await.unwrap();
+    let last = *stamps.last().unwrap();
+    wait_applied(&shards[&lagging], last, "the lagging replica under load").await;
+    let stats = shards[&lagging].node().transport_stats();
+    assert!(stat(stats, |s| &s.snapshot_fetches) >= 1, "it fetched a snapshot");
+    for ts in stamps.iter().step_by(41).chain([&last]) {
+        check_at(&shards[&lagging], &model, *ts, "replica caught up under load");
+    }
+    assert!(shards.values().all(|s| s.node().status().raft.protocol_violations == 0));
     stop_all(shards).await;
 }
 
