@@ -488,9 +488,12 @@ impl Inner {
     fn write_into(&self, mem: &MemTable, batch: &WriteBatch, durability: Durability) -> Result<()> {
         let wal = mem.wal().expect("the active memtable has a WAL");
         let sync = durability == Durability::Sync;
-        let end = wal.append(batch.encoded(), sync)?;
-        if sync && wal.sync_to(end)? {
-            Stats::add(&self.stats.wal_syncs, 1);
+        if durability != Durability::Unlogged {
+            let end = wal.append(batch.encoded(), sync)?;
+            if sync && wal.sync_to(end)? {
+                Stats::add(&self.stats.wal_syncs, 1);
+            }
+            Stats::add(&self.stats.wal_bytes_written, batch.size_bytes() as u64);
         }
         let mut user_bytes = 0;
         for (key, ts, value) in batch.iter() {
@@ -499,7 +502,6 @@ impl Inner {
         }
         Stats::add(&self.stats.batches_written, 1);
         Stats::add(&self.stats.user_bytes_written, user_bytes as u64);
-        Stats::add(&self.stats.wal_bytes_written, batch.size_bytes() as u64);
         Ok(())
     }
 

@@ -15,6 +15,12 @@ pub enum Durability {
     /// fsynced within `Options::buffered_sync_interval`: the write survives a
     /// process crash, but power loss may lose writes of the last interval.
     Buffered,
+    /// No WAL record at all (RocksDB's `disableWAL`): the write lives in the
+    /// memtable until it is flushed, and a crash before that loses it. Only
+    /// for callers that keep their own log and rebuild the engine from it
+    /// (a Raft replica's engine); recovery of a WAL that mixes these writes
+    /// with logged ones would see the logged ones only.
+    Unlogged,
 }
 
 /// Options for [`crate::Db::open`]. The defaults mirror RocksDB's where the

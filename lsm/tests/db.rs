@@ -273,3 +273,25 @@ fn invalid_options_and_missing_directories_are_reported() {
     let no_create = Options { create_if_missing: false, ..Options::default() };
     assert!(matches!(Db::open(dir.path().join("nope"), no_create), Err(Error::InvalidArgument(_))));
 }
+
+#[test]
+fn unlogged_writes_skip_the_wal_and_survive_only_a_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = Db::open(dir.path(), small()).unwrap();
+        db.put(b"flushed", 1, b"a", Durability::Unlogged).unwrap();
+        db.flush().unwrap();
+        let wal_before = db.stats().wal_bytes_written;
+        db.put(b"logged", 2, b"b", Durability::Buffered).unwrap();
+        let logged = db.stats().wal_bytes_written - wal_before;
+        db.put(b"unlogged", 3, b"c", Durability::Unlogged).unwrap();
+        assert!(logged > 0);
+        assert_eq!(db.stats().wal_bytes_written - wal_before, logged, "no WAL bytes for it");
+        assert_eq!(db.get(b"unlogged", MAX_TS).unwrap(), Some(b"c".to_vec()), "readable at once");
+    }
+    // Reopened without a flush: the WAL replays the logged write only.
+    let db = Db::open(dir.path(), small()).unwrap();
+    assert_eq!(db.get(b"flushed", MAX_TS).unwrap(), Some(b"a".to_vec()));
+    assert_eq!(db.get(b"logged", MAX_TS).unwrap(), Some(b"b".to_vec()));
+    assert_eq!(db.get(b"unlogged", MAX_TS).unwrap(), None);
+}

@@ -12,7 +12,7 @@
 //!         let rd = raft.ready();
 //!         1. persist: rd.snapshot (install), rd.compacted, rd.entries
 //!            (overwriting any stored suffix from rd.entries[0].index),
-//!            rd.hard_state; then sync.             -- storage::persist_ready
+//!            rd.hard_state; then sync if rd.must_sync. -- storage::persist_ready
 //!         2. send rd.messages (only now: they may acknowledge what step 1 wrote)
 //!         3. restore the state machine from rd.snapshot, then apply
 //!            rd.committed in order
@@ -199,6 +199,14 @@ pub struct Ready {
     /// Entries to write, replacing any stored entries from the first one's index on.
     pub entries: Vec<Entry>,
     pub hard_state: Option<HardState>,
+    /// Whether the writes above must be synced before `messages` leave:
+    /// false when all they change is the commit index. The commit index
+    /// promises nothing to anyone (a majority's synced logs make an entry
+    /// committed, not this record), so losing it in a crash only makes the
+    /// restarted node learn it again; syncing it would cost the leader a
+    /// second fsync per batch, in series with the next one (etcd's
+    /// `MustSync` makes the same call).
+    pub must_sync: bool,
     /// To send once the above is durable; the first `early_messages` of them
     /// may be sent before (module doc).
     pub messages: Vec<Message>,
@@ -643,10 +651,15 @@ impl Raft {
         }
         messages.append(&mut self.msgs);
         let hard_state = self.hard_state();
-        let hard_state = (hard_state != self.persisted_hard_state).then(|| {
+        let durable = self.persisted_hard_state;
+        let hard_state = (hard_state != durable).then(|| {
             self.persisted_hard_state = hard_state;
             hard_state
         });
+        let must_sync = snapshot.is_some()
+            || compacted.is_some()
+            || !entries.is_empty()
+            || hard_state.is_some_and(|h| (h.term, h.vote) != (durable.term, durable.vote));
         let committed = self.log.slice(self.log.applied + 1, apply_to).to_vec();
         self.log.applied = self.log.applied.max(apply_to);
         Ready {
@@ -654,6 +667,7 @@ impl Raft {
             compacted,
             entries,
             hard_state,
+            must_sync,
             messages,
             early_messages,
             committed,

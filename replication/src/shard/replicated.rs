@@ -227,7 +227,7 @@ impl Versions for DbVersions {
             };
         }
         // The Raft log is the durable record (module doc).
-        self.0.db().write(&batch, Durability::Buffered).map_err(|e| e.to_string())
+        self.0.db().write(&batch, Durability::Unlogged).map_err(|e| e.to_string())
     }
 
     fn dump(&self) -> Result<Vec<Row>, String> {

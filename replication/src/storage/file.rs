@@ -59,7 +59,10 @@
 //! term and vote live in `meta`, written (after syncing the segment, so the
 //! order of writes is kept) whenever they change, which happens once per
 //! election; the commit index, which changes with nearly every `Ready`, is
-//! a small record in the segment, synced with the entries it covers.
+//! a small record in the segment, synced with the next entries (a `Ready`
+//! that only moves it asks for no sync: `Ready::must_sync`). A crash may
+//! lose it, or tear it as a torn tail; the restarted node then starts from
+//! an older commit index and learns the rest from the leader.
 //!
 //! # Invariants
 //!

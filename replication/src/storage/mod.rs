@@ -43,7 +43,8 @@ pub trait LogStore {
 
 /// Step 1 of the driver's contract: write what `ready` asks, in an order that
 /// keeps every crash-prefix consistent (snapshot before the entries after it,
-/// entries before a commit index that covers them), then sync.
+/// entries before a commit index that covers them), then sync unless all it
+/// changed is the commit index ([`Ready::must_sync`]).
 pub fn persist_ready(store: &mut impl LogStore, ready: &Ready) -> Result<()> {
     if let Some(snapshot) = &ready.snapshot {
         store.install_snapshot(snapshot)?;
@@ -57,7 +58,7 @@ pub fn persist_ready(store: &mut impl LogStore, ready: &Ready) -> Result<()> {
     if let Some(hard_state) = ready.hard_state {
         store.set_hard_state(hard_state)?;
     }
-    store.sync()
+    if ready.must_sync { store.sync() } else { Ok(()) }
 }
 
 #[derive(Clone, Debug)]
