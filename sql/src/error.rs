@@ -100,7 +100,7 @@ impl From<strata_txn::Error> for SqlError {
     fn from(e: strata_txn::Error) -> SqlError {
         use strata_txn::Error as E;
         let code = match &e {
-            E::Conflict { .. } => sqlstate::SERIALIZATION_FAILURE,
+            E::Conflict { .. } | E::Unavailable { .. } => sqlstate::SERIALIZATION_FAILURE,
             E::SnapshotTooOld { .. } => sqlstate::SNAPSHOT_TOO_OLD,
             E::TransactionTooOld { .. } | E::WriteSetTooLarge { .. } => {
                 sqlstate::PROGRAM_LIMIT_EXCEEDED

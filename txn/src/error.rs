@@ -64,6 +64,14 @@ pub enum Error {
     /// The storage engine failed.
     #[error(transparent)]
     Storage(strata_lsm::Error),
+    /// The shard cannot serve the operation now (a replicated shard whose
+    /// replica set has no reachable leader, or is overloaded): nothing was
+    /// done, and running the transaction again may succeed.
+    #[error("shard unavailable: {source}; retry the transaction")]
+    Unavailable {
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("I/O error on {path}: {source}")]
     Io {
         path: PathBuf,
@@ -83,7 +91,7 @@ impl Error {
     /// Whether running the transaction again may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Conflict { .. } => true,
+            Error::Conflict { .. } | Error::Unavailable { .. } => true,
             Error::Storage(e) => e.is_retryable(),
             _ => false,
         }

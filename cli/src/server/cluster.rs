@@ -21,8 +21,8 @@
 //!   tell) fails with SQLSTATE 40003, statement_completion_unknown: the
 //!   client must check, not blindly retry.
 //! - A read while no leader can be reached fails after the wait with
-//!   SQLSTATE 58030 (the SQL layer has no finer code for a shard's read
-//!   errors yet); retrying it is safe.
+//!   SQLSTATE 40001 as well (`strata_txn::Error::Unavailable`): nothing
+//!   was done, and running the transaction again is safe.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -178,19 +178,24 @@ mod tests {
     }
 
     #[test]
-    fn shard_refusals_map_to_retryable_and_unknown_outcome_sqlstates() {
+    fn shard_refusals_map_to_retryable_and_unknown_outcome_sqlstates_on_reads_and_commits() {
         let ambiguous = ShardError::Ambiguous {
             id: strata_replication::CommandId { client: 1, seq: 2 },
             reason: "the node stopped".into(),
         };
-        let as_txn = |e: ShardError| strata_txn::Error::Io {
-            path: "x".into(),
-            source: std::io::Error::other(e),
-        };
-        assert_eq!(sql_error(&as_txn(ambiguous)).unwrap().code, "40003");
-        let no_leader = ShardError::NotLeader { leader: None, address: None };
-        let e = sql_error(&as_txn(no_leader)).unwrap();
+        assert_eq!(sql_error(&ambiguous.into_txn()).unwrap().code, "40003");
+        let no_leader = || ShardError::NotLeader { leader: None, address: None };
+        let e = sql_error(&no_leader().into_txn()).unwrap();
         assert!(e.is_retryable(), "{e}");
         assert!(sql_error(&strata_txn::Error::ReadOnly).is_none());
+        // A read's error does not pass through the COMMIT mapping: the
+        // default mapping makes it retryable on its own.
+        let read = SqlError::from(no_leader().into_txn());
+        assert_eq!(read.code, "40001", "{read:?}");
+        assert!(read.message.contains("no Raft leader"), "{}", read.message);
+        let unavailable = SqlError::from(ShardError::Unavailable("overloaded".into()).into_txn());
+        assert_eq!(unavailable.code, "40001");
+        let failed = SqlError::from(ShardError::Remote("disk full".into()).into_txn());
+        assert_eq!(failed.code, "58030", "a failure a retry will not fix stays an I/O error");
     }
 }

@@ -56,10 +56,12 @@
 //!
 //! # Errors through the `Shard` trait
 //!
-//! `strata_txn::Error` has no variant for "not the leader" or "outcome
-//! unknown" yet (the SQL layer matches it exhaustively), so through the
-//! trait these arrive as `strata_txn::Error::Io` whose source is the
-//! [`ShardError`]; [`ShardError::of`] recovers it for callers that branch.
+//! A refusal a retry may get past (not the leader, no leader, overloaded)
+//! arrives as `strata_txn::Error::Unavailable`, which every layer treats
+//! as retryable (SQL: 40001), on reads as well as commits; the others
+//! ("outcome unknown", a failed leader) as `strata_txn::Error::Io`. Both
+//! carry the [`ShardError`]; [`ShardError::of`] recovers it for callers
+//! that branch.
 //! Not supported yet: `prepare` / `commit_prepared` / `abort` (multi-shard
 //! transactions) and SERIALIZABLE range validation; both fail clearly.
 
@@ -129,6 +131,7 @@ impl ShardError {
     pub fn of(e: &strata_txn::Error) -> Option<&ShardError> {
         match e {
             strata_txn::Error::Io { source, .. } => source.get_ref()?.downcast_ref(),
+            strata_txn::Error::Unavailable { source } => source.downcast_ref(),
             _ => None,
         }
     }
@@ -145,9 +148,16 @@ impl ShardError {
         }
     }
 
-    pub(crate) fn into_txn(self) -> strata_txn::Error {
+    /// This error through the `Shard` trait: a transaction error as is; a
+    /// refusal that a retry may get past (no leader, unavailable) as
+    /// `Unavailable`, which is retryable everywhere (SQLSTATE 40001); the
+    /// rest (an unknown outcome, a failed leader) as `Io`.
+    pub fn into_txn(self) -> strata_txn::Error {
         match self {
             ShardError::Txn(e) => e,
+            other if other.is_retryable() => {
+                strata_txn::Error::Unavailable { source: Box::new(other) }
+            }
             other => strata_txn::Error::Io {
                 path: PathBuf::from("the replica set"),
                 source: std::io::Error::other(other),
