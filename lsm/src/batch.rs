@@ -33,6 +33,19 @@ impl WriteBatch {
         WriteBatch { data: vec![0; 4], count: 0 }
     }
 
+    /// An empty batch with room for `bytes` of encoded writes (about the
+    /// keys and values plus [`WriteBatch::ENTRY_OVERHEAD_BYTES`] per write),
+    /// so filling it does not reallocate.
+    pub fn with_capacity(bytes: usize) -> WriteBatch {
+        let mut data = Vec::with_capacity(4 + bytes);
+        data.extend_from_slice(&[0; 4]);
+        WriteBatch { data, count: 0 }
+    }
+
+    /// The most a write adds to a batch besides its key and value: its kind,
+    /// two length varints and its timestamp.
+    pub const ENTRY_OVERHEAD_BYTES: usize = 1 + 10 + 8 + 10;
+
     /// Adds a version of `key` at `ts` holding `value`.
     pub fn put(&mut self, key: &[u8], ts: Timestamp, value: &[u8]) -> &mut Self {
         self.push(KIND_PUT, key, ts);
@@ -148,6 +161,28 @@ mod tests {
             ]
         );
         assert_eq!(b.iter().count(), 3);
+    }
+
+    #[test]
+    fn a_batch_sized_up_front_encodes_the_same_and_never_grows() {
+        let writes: [(&[u8], Option<&[u8]>); 3] =
+            [(b"key", Some(b"value")), (b"gone", None), (&[7; 300], Some(&[9; 200]))];
+        let bytes: usize = writes
+            .iter()
+            .map(|(k, v)| k.len() + v.map_or(0, <[u8]>::len) + WriteBatch::ENTRY_OVERHEAD_BYTES)
+            .sum();
+        let (mut plain, mut sized) = (WriteBatch::new(), WriteBatch::with_capacity(bytes));
+        let capacity = sized.data.capacity();
+        for (i, (k, v)) in writes.iter().enumerate() {
+            for b in [&mut plain, &mut sized] {
+                match v {
+                    Some(v) => b.put(k, i as u64, v),
+                    None => b.delete(k, i as u64),
+                };
+            }
+        }
+        assert_eq!(sized.encoded(), plain.encoded());
+        assert_eq!(sized.data.capacity(), capacity, "the sized batch reallocated");
     }
 
     #[test]

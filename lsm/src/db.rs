@@ -3,10 +3,15 @@
 //! ## Write path
 //! A [`WriteBatch`] is appended to the active memtable's WAL, fsynced if the
 //! durability asks for it (group commit, see [`crate::wal`]), then inserted
-//! into that memtable. A full memtable is frozen and replaced by a new one with
-//! a new WAL; the flush thread writes frozen memtables to level-0 tables,
-//! records them in the manifest, and deletes their WALs. The compaction thread
-//! keeps the levels within their targets.
+//! into that memtable. [`Db::write_group`] does the same for several batches
+//! with one WAL write and one fsync (the transaction layer's write groups),
+//! and tells its caller when the group is written and when it is durable, so
+//! that the next group's WAL write and fsync can overlap this one's fsync
+//! and memtable inserts. A full memtable is
+//! frozen and replaced by a new one with a new WAL; the flush thread writes
+//! frozen memtables to level-0 tables, records them in the manifest, and
+//! deletes their WALs. The compaction thread keeps the levels within their
+//! targets.
 //!
 //! ## Read path
 //! Readers clone the current [`SuperVersion`] (memtables plus table set) and
@@ -52,6 +57,15 @@ use crate::stats::{LevelStats, Stats, StatsSnapshot};
 use crate::table::{LevelCursor, Table, TableBuilder, TableMeta};
 use crate::version::{self, CompactionPolicy, CompactionTask, Version};
 use crate::wal::{self, Wal};
+
+/// How far a write group has got ([`Db::write_group`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupStage {
+    /// Written to the OS, after every earlier group in the WAL.
+    Written,
+    /// Durable (as the write's durability asks); not yet in the memtable.
+    Durable,
+}
 
 /// What readers see: the memtables and the table set, swapped as a whole.
 #[derive(Debug)]
@@ -132,9 +146,29 @@ impl Db {
         Ok(Db { inner, workers })
     }
 
-    /// Applies `batch` atomically with the given durability.
+    /// Applies `batch` atomically with the given durability. Concurrent
+    /// synced writes share fsyncs (the WAL's own group commit).
     pub fn write(&self, batch: &WriteBatch, durability: Durability) -> Result<()> {
-        self.inner.write(batch, durability)
+        self.inner.write(std::slice::from_ref(batch), durability, None)
+    }
+
+    /// Applies a write group: each batch atomically (one WAL record each),
+    /// all of them with one WAL write and, for [`Durability::Sync`], one
+    /// fsync of its own, then inserts them into the memtable. `progress` is
+    /// told when the group is written to the OS ([`GroupStage::Written`]:
+    /// the next group may be written, after this one in the WAL, and its
+    /// fsync may overlap this one's) and when it is durable
+    /// ([`GroupStage::Durable`], before the memtable inserts). The caller
+    /// forms the groups and bounds how many are in flight; this call does
+    /// not queue behind another group's fsync. On an error a stage may be
+    /// left unreported.
+    pub fn write_group(
+        &self,
+        batches: &[WriteBatch],
+        durability: Durability,
+        progress: &mut dyn FnMut(GroupStage),
+    ) -> Result<()> {
+        self.inner.write(batches, durability, Some(progress))
     }
 
     /// Writes one version of `key`.
@@ -461,12 +495,24 @@ impl Inner {
 
     // ----- writes -----
 
-    fn write(&self, batch: &WriteBatch, durability: Durability) -> Result<()> {
-        if batch.is_empty() {
+    /// Writes `batches`; with `progress`, as a caller's write group
+    /// ([`Db::write_group`]), else sharing fsyncs through `Wal::sync_to`.
+    fn write(
+        &self,
+        batches: &[WriteBatch],
+        durability: Durability,
+        mut progress: Option<&mut dyn FnMut(GroupStage)>,
+    ) -> Result<()> {
+        let bytes: usize = batches.iter().filter(|b| !b.is_empty()).map(|b| b.size_bytes()).sum();
+        if bytes == 0 {
+            if let Some(progress) = progress {
+                progress(GroupStage::Written);
+                progress(GroupStage::Durable);
+            }
             return Ok(());
         }
         self.check_writable()?;
-        self.throttle_if_slowed(batch.size_bytes());
+        self.throttle_if_slowed(bytes);
         loop {
             let sv = self.super_version();
             if sv.active.approximate_size() >= self.opts.memtable_size_bytes {
@@ -476,7 +522,7 @@ impl Inner {
             if !sv.active.begin_write() {
                 continue; // frozen under us: retry on the new memtable
             }
-            let result = self.write_into(&sv.active, batch, durability);
+            let result = self.write_into(&sv.active, batches, durability, progress.take());
             sv.active.end_write();
             if let Err(e) = &result {
                 self.poison(e);
@@ -485,23 +531,50 @@ impl Inner {
         }
     }
 
-    fn write_into(&self, mem: &MemTable, batch: &WriteBatch, durability: Durability) -> Result<()> {
+    fn write_into(
+        &self,
+        mem: &MemTable,
+        batches: &[WriteBatch],
+        durability: Durability,
+        progress: Option<&mut dyn FnMut(GroupStage)>,
+    ) -> Result<()> {
         let wal = mem.wal().expect("the active memtable has a WAL");
         let sync = durability == Durability::Sync;
-        if durability != Durability::Unlogged {
-            let end = wal.append(batch.encoded(), sync)?;
-            if sync && wal.sync_to(end)? {
-                Stats::add(&self.stats.wal_syncs, 1);
+        let logged = durability != Durability::Unlogged;
+        let payloads = batches.iter().filter(|b| !b.is_empty()).map(|b| b.encoded());
+        let end = if logged { wal.append_all(payloads, sync)? } else { 0 };
+        match progress {
+            None => {
+                if sync && wal.sync_to(end)? {
+                    Stats::add(&self.stats.wal_syncs, 1);
+                }
             }
-            Stats::add(&self.stats.wal_bytes_written, batch.size_bytes() as u64);
+            Some(progress) => {
+                if sync {
+                    wal.write_out()?;
+                }
+                progress(GroupStage::Written);
+                if sync && wal.sync_written(end)? {
+                    Stats::add(&self.stats.wal_syncs, 1);
+                }
+                progress(GroupStage::Durable);
+            }
         }
-        let mut user_bytes = 0;
-        for (key, ts, value) in batch.iter() {
-            user_bytes += key.len() + 8 + if let ValueRef::Put(v) = value { v.len() } else { 0 };
-            mem.insert(key, ts, value);
+        let (mut user_bytes, mut wal_bytes, mut written) = (0, 0, 0);
+        for batch in batches.iter().filter(|b| !b.is_empty()) {
+            for (key, ts, value) in batch.iter() {
+                user_bytes +=
+                    key.len() + 8 + if let ValueRef::Put(v) = value { v.len() } else { 0 };
+                mem.insert(key, ts, value);
+            }
+            wal_bytes += batch.size_bytes();
+            written += 1;
         }
-        Stats::add(&self.stats.batches_written, 1);
+        Stats::add(&self.stats.batches_written, written);
         Stats::add(&self.stats.user_bytes_written, user_bytes as u64);
+        if logged {
+            Stats::add(&self.stats.wal_bytes_written, wal_bytes as u64);
+        }
         Ok(())
     }
 

@@ -61,7 +61,7 @@ mod wal;
 
 pub use batch::{BatchIter, WriteBatch};
 pub use checkpoint::{CheckpointInfo, clone_checkpoint};
-pub use db::Db;
+pub use db::{Db, GroupStage};
 pub use error::{Error, Result, StallReason};
 pub use iter::{KeyRange, Scan};
 pub use key::{MAX_TS, Timestamp, Value, ValueRef, compare, prefix_successor};

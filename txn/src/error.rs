@@ -100,6 +100,62 @@ impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
         Error::Io { path: path.into(), source }
     }
+
+    /// The same error again, for each member of a failed write group: same
+    /// variant (so the same [`Error::is_retryable`]) and the same message.
+    /// (`std::io::Error` is not `Clone`; its kind and message are kept.)
+    pub(crate) fn duplicate(&self) -> Error {
+        use strata_lsm::Error as Lsm;
+        let io = |e: &std::io::Error| std::io::Error::new(e.kind(), e.to_string());
+        match self {
+            Error::Conflict { kind, key, start_ts, committed_ts } => Error::Conflict {
+                kind: *kind,
+                key: key.clone(),
+                start_ts: *start_ts,
+                committed_ts: *committed_ts,
+            },
+            Error::ClockOffset { remote_ms, local_ms, max_offset_ms } => Error::ClockOffset {
+                remote_ms: *remote_ms,
+                local_ms: *local_ms,
+                max_offset_ms: *max_offset_ms,
+            },
+            Error::SnapshotTooOld { read_ts, oldest } => {
+                Error::SnapshotTooOld { read_ts: *read_ts, oldest: *oldest }
+            }
+            Error::TransactionTooOld { age_ms, limit_ms } => {
+                Error::TransactionTooOld { age_ms: *age_ms, limit_ms: *limit_ms }
+            }
+            Error::WriteSetTooLarge { bytes, limit } => {
+                Error::WriteSetTooLarge { bytes: *bytes, limit: *limit }
+            }
+            Error::ReadOnly => Error::ReadOnly,
+            Error::FutureTimestamp { requested, now } => {
+                Error::FutureTimestamp { requested: *requested, now: *now }
+            }
+            Error::UnknownTransaction(id) => Error::UnknownTransaction(*id),
+            Error::Storage(e) => Error::Storage(match e {
+                Lsm::Io { path, source } => Lsm::Io { path: path.clone(), source: io(source) },
+                Lsm::Corruption { path, offset, reason } => {
+                    Lsm::Corruption { path: path.clone(), offset: *offset, reason: reason.clone() }
+                }
+                Lsm::PreviousIo(reason) => Lsm::PreviousIo(reason.clone()),
+                Lsm::WriteStall { reason, waited_ms } => {
+                    Lsm::WriteStall { reason: *reason, waited_ms: *waited_ms }
+                }
+                Lsm::SnapshotTooOld { read_ts, watermark } => {
+                    Lsm::SnapshotTooOld { read_ts: *read_ts, watermark: *watermark }
+                }
+                Lsm::InvalidArgument(m) => Lsm::InvalidArgument(m.clone()),
+                Lsm::Locked(path) => Lsm::Locked(path.clone()),
+            }),
+            Error::Unavailable { source } => {
+                Error::Unavailable { source: source.to_string().into() }
+            }
+            Error::Io { path, source } => Error::Io { path: path.clone(), source: io(source) },
+            Error::Corruption(m) => Error::Corruption(m.clone()),
+            Error::InvalidArgument(m) => Error::InvalidArgument(m.clone()),
+        }
+    }
 }
 
 impl From<strata_lsm::Error> for Error {
@@ -145,5 +201,20 @@ mod tests {
         assert!(msg.contains("written at 9") && msg.contains("snapshot at 5"), "{msg}");
         assert!(e.is_retryable());
         assert!(!Error::ReadOnly.is_retryable());
+    }
+
+    #[test]
+    fn a_duplicated_error_keeps_its_message_and_retryability() {
+        let stall = Error::Storage(strata_lsm::Error::WriteStall {
+            reason: strata_lsm::StallReason::L0Stop,
+            waited_ms: 7,
+        });
+        let io = Error::Storage(strata_lsm::Error::PreviousIo("disk full".into()));
+        let unavailable = Error::Unavailable { source: "no leader".into() };
+        for e in [stall, io, unavailable] {
+            let copy = e.duplicate();
+            assert_eq!(copy.to_string(), e.to_string());
+            assert_eq!(copy.is_retryable(), e.is_retryable());
+        }
     }
 }

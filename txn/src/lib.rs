@@ -58,6 +58,7 @@
 pub mod clock;
 mod conflicts;
 mod error;
+mod futex;
 pub mod history;
 mod local;
 mod shard;
@@ -71,5 +72,5 @@ pub use local::LocalShard;
 pub use shard::{CommitRequest, Isolation, RowIter, Shard, ShardStats};
 pub use store::{RetryPolicy, Store, TxnOptions, TxnStats};
 pub use strata_lsm::{KeyRange, Timestamp};
-pub use tracker::CommitTracker;
+pub use tracker::{CommitTracker, GroupWriter};
 pub use txn::{Savepoint, Txn, TxnScan};

@@ -6,24 +6,26 @@
 //! 2. Lock the conflict-index shards of the transaction's keys, validate, take
 //!    a commit timestamp from the clock and mark it pending in the
 //!    [`CommitTracker`] (one step), record the keys at that timestamp.
-//! 3. Release the locks, then write the batch through the engine's WAL (group
-//!    commit: concurrent committers share fsyncs). No lock is held across the
-//!    fsync.
-//! 4. Mark the timestamp applied and wait until every earlier commit is too,
-//!    so acknowledgements come in commit order.
+//! 3. Release the locks, encode the batch, and hand it to the tracker's write
+//!    groups ([`CommitTracker::apply`]): one committer leads, writing every
+//!    queued batch to the WAL with one write and one fsync
+//!    ([`Db::write_group`]) and into the memtable, while the others sleep.
+//!    No lock is held across the fsync.
+//! 4. The leader marks its group applied and wakes each committer the
+//!    watermark passed, in commit order; a committer sleeps and wakes once.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
-use strata_lsm::{Db, Durability, KeyRange, MAX_TS, Timestamp, WriteBatch};
+use strata_lsm::{Db, Durability, GroupStage, KeyRange, MAX_TS, Timestamp, WriteBatch};
 
 use crate::clock::Hlc;
 use crate::conflicts::{ConflictIndex, LockedShards};
 use crate::error::{ConflictKind, Error, Result};
 use crate::shard::{CommitRequest, Isolation, RowIter, Shard, ShardStats};
-use crate::tracker::CommitTracker;
+use crate::tracker::{CommitTracker, GroupWriter};
 
 /// How often (in commits) the conflict index is pruned.
 const PRUNE_EVERY: u64 = 256;
@@ -173,39 +175,40 @@ impl LocalShard {
         let mut locked = self.conflicts.lock(Self::locked_keys(request));
         self.validate(&locked, request)?;
         let ts = self.tracker.assign(|| self.hlc.now())?;
-        let written: Vec<&[u8]> = request
-            .writes
-            .iter()
-            .map(|(k, _)| k.as_slice())
-            .chain(request.for_update.iter().map(Vec::as_slice))
-            .collect();
-        for key in &written {
+        for (key, _) in &request.writes {
+            locked.record(key, ts);
+        }
+        for key in &request.for_update {
             locked.record(key, ts);
         }
         self.conflicts.log_write_set(ts, request.writes.iter().map(|(k, _)| k.clone()).collect());
         Ok(ts)
     }
 
-    fn apply(&self, request: &CommitRequest, ts: Timestamp) -> Result<()> {
-        let mut batch = WriteBatch::new();
+    /// Applies at `ts` through a write group, then acknowledges in commit
+    /// order (see [`CommitTracker::apply`]).
+    fn apply_and_acknowledge(&self, request: &CommitRequest, ts: Timestamp) -> Result<()> {
+        let bytes: usize = request
+            .writes
+            .iter()
+            .map(|(k, v)| {
+                k.len() + v.as_ref().map_or(0, Vec::len) + WriteBatch::ENTRY_OVERHEAD_BYTES
+            })
+            .sum();
+        let mut batch = WriteBatch::with_capacity(bytes);
         for (key, value) in &request.writes {
             match value {
                 Some(v) => batch.put(key, ts, v),
                 None => batch.delete(key, ts),
             };
         }
-        self.db.write(&batch, self.durability)?;
-        Ok(())
-    }
-
-    /// Applies at `ts`, then acknowledges in commit order.
-    fn apply_and_acknowledge(&self, request: &CommitRequest, ts: Timestamp) -> Result<()> {
-        let applied = self.apply(request, ts);
-        // Even a failed apply must release the timestamp, or snapshots would
+        // Even a failed write finishes the timestamp, or snapshots would
         // stop advancing; the engine refuses further writes after a failure.
-        self.tracker.finish(ts);
-        applied?;
-        self.tracker.wait_applied(ts);
+        self.tracker.apply(
+            ts,
+            batch,
+            &EngineWriter { db: &self.db, durability: self.durability },
+        )?;
         if self.commits.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
             self.prune();
         }
@@ -221,6 +224,22 @@ impl LocalShard {
             up_to = applied;
         }
         self.conflicts.prune(up_to);
+    }
+}
+
+/// Write groups go to the engine: one WAL write, one fsync.
+struct EngineWriter<'a> {
+    db: &'a Db,
+    durability: Durability,
+}
+
+impl GroupWriter for EngineWriter<'_> {
+    fn write_group(
+        &self,
+        group: &[WriteBatch],
+        progress: &mut dyn FnMut(GroupStage),
+    ) -> Result<()> {
+        Ok(self.db.write_group(group, self.durability, progress)?)
     }
 }
 
