@@ -42,6 +42,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
+use strata_lsm::KeyRange;
 use strata_txn::Timestamp;
 
 use crate::shard::command::{Answer, CommandId, Reader, ShardCommand, Write, put_bytes};
@@ -65,6 +66,15 @@ pub trait Versions {
     /// Timestamp of the newest version of `key`, tombstones included (see
     /// the module doc for keys below the floor).
     fn latest(&self, key: &[u8]) -> Result<Option<Timestamp>, String>;
+    /// A key in `range` whose newest version, tombstones included, is newer
+    /// than `ts`, with that version's timestamp (SERIALIZABLE phantom
+    /// validation). Below the floor the answer is conservative: the floor
+    /// itself counts as a newer version of the range.
+    fn newer_in_range(
+        &self,
+        range: &KeyRange,
+        ts: Timestamp,
+    ) -> Result<Option<(Vec<u8>, Timestamp)>, String>;
     /// The value of `key` at `ts`.
     fn get(&self, key: &[u8], ts: Timestamp) -> Result<Option<Vec<u8>>, String>;
     /// Applies `writes` atomically at `ts`.
@@ -93,6 +103,20 @@ impl Versions for MemVersions {
     fn latest(&self, key: &[u8]) -> Result<Option<Timestamp>, String> {
         let newest = self.keys.get(key).and_then(|v| v.keys().next_back().copied());
         Ok(newest.or((self.floor > 0).then_some(self.floor)))
+    }
+
+    fn newer_in_range(
+        &self,
+        range: &KeyRange,
+        ts: Timestamp,
+    ) -> Result<Option<(Vec<u8>, Timestamp)>, String> {
+        if self.floor > ts {
+            return Ok(Some((Vec::new(), self.floor)));
+        }
+        Ok(self.keys.iter().filter(|(key, _)| range.contains(key)).find_map(|(key, versions)| {
+            let newest = *versions.keys().next_back()?;
+            (newest > ts).then(|| (key.clone(), newest))
+        }))
     }
 
     fn get(&self, key: &[u8], ts: Timestamp) -> Result<Option<Vec<u8>>, String> {

@@ -63,7 +63,7 @@
 //! carry the [`ShardError`]; [`ShardError::of`] recovers it for callers
 //! that branch.
 //! Not supported yet: `prepare` / `commit_prepared` / `abort` (multi-shard
-//! transactions) and SERIALIZABLE range validation; both fail clearly.
+//! transactions) fail clearly.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -222,6 +222,32 @@ impl Versions for DbVersions {
         let floor = db.gc_watermark();
         let newest = db.get_version(key, MAX_TS).map_err(|e| e.to_string())?.map(|(ts, _)| ts);
         Ok(newest.or((floor > 0).then_some(floor)))
+    }
+
+    /// Two scans: the keys live now (inserted or changed since `ts`), and
+    /// the keys live at `ts` (deleted since: the first scan hides them);
+    /// each key's newest version decides. A key inserted and deleted again
+    /// since `ts` changes nothing the reader saw, and is not reported.
+    fn newer_in_range(
+        &self,
+        range: &KeyRange,
+        ts: Timestamp,
+    ) -> Result<Option<(Vec<u8>, Timestamp)>, String> {
+        let db = self.0.db();
+        let floor = db.gc_watermark();
+        if floor > ts {
+            return Ok(Some((Vec::new(), floor)));
+        }
+        for at in [MAX_TS, ts] {
+            for row in db.scan(range.clone(), at, false).map_err(|e| e.to_string())? {
+                let (key, _) = row.map_err(|e| e.to_string())?;
+                let newest = db.get_version(&key, MAX_TS).map_err(|e| e.to_string())?;
+                if let Some((newest, _)) = newest.filter(|(v, _)| *v > ts) {
+                    return Ok(Some((key, newest)));
+                }
+            }
+        }
+        Ok(None)
     }
 
     fn get(&self, key: &[u8], ts: Timestamp) -> Result<Option<Vec<u8>>, String> {
@@ -497,7 +523,6 @@ impl ReplicatedShard {
             let started = Instant::now();
             let last_applied = lock(&self.machine).last_ts();
             let versions = DbVersions(self.engine.clone());
-            let latest = |key: &[u8]| versions.latest(key).map_err(strata_txn::Error::Corruption);
             let now = self.hlc.now()?;
             if sequencer.is_in_flight(id) {
                 return Err(ShardError::Ambiguous {
@@ -505,7 +530,7 @@ impl ReplicatedShard {
                     reason: "a commit with this id is in flight".into(),
                 });
             }
-            let assigned = sequencer.validate_and_assign(id, request, latest, last_applied, now);
+            let assigned = sequencer.validate_and_assign(id, request, &versions, last_applied, now);
             self.validations.fetch_add(1, Ordering::Relaxed);
             self.validation_nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
             let ts = assigned?;

@@ -2,11 +2,14 @@
 //! commit timestamps, as a pure structure the real shard and the simulator
 //! both drive.
 //!
-//! The rule is `LocalShard`'s (first committer wins, plus the keys read for
-//! SERIALIZABLE): a transaction commits only if no key it writes or read FOR
-//! UPDATE has a version newer than its `start_ts`. "Newer" looks at two
-//! places: the applied state (`latest`), and the leader's own proposals that
-//! are in flight (validated and proposed, not yet answered).
+//! The rule is `LocalShard`'s (first committer wins, plus the keys read and
+//! the ranges scanned for SERIALIZABLE): a transaction commits only if no
+//! key it writes or read FOR UPDATE (or, SERIALIZABLE, read) has a version
+//! newer than its `start_ts`, and, SERIALIZABLE, no key in a range it
+//! scanned does either (a phantom: inserted, changed or deleted). "Newer"
+//! looks at two places: the applied state ([`Versions::latest`],
+//! [`Versions::newer_in_range`]), and the leader's own proposals that are
+//! in flight (validated and proposed, not yet answered).
 //!
 //! Why that is complete: a leader validates only after it has applied every
 //! entry before its own term's first entry (the caller makes a read-index or
@@ -34,6 +37,7 @@ use std::collections::{BTreeMap, HashMap};
 use strata_txn::{CommitRequest, ConflictKind, Error, Isolation, Timestamp};
 
 use crate::shard::command::CommandId;
+use crate::shard::machine::Versions;
 
 /// Validation and timestamp assignment on the leader (module doc).
 #[derive(Debug, Default)]
@@ -46,29 +50,23 @@ pub struct Sequencer {
 }
 
 impl Sequencer {
-    /// Validates `request` against the applied state (`latest`: the newest
-    /// version's timestamp of a key) and the proposals in flight, then
-    /// assigns its commit timestamp and records it as in flight.
+    /// Validates `request` against the applied state `versions` and the
+    /// proposals in flight, then assigns its commit timestamp and records
+    /// it as in flight.
     pub fn validate_and_assign(
         &mut self,
         id: CommandId,
         request: &CommitRequest,
-        latest: impl Fn(&[u8]) -> Result<Option<Timestamp>, Error>,
+        versions: &impl Versions,
         last_applied_ts: Timestamp,
         now: Timestamp,
     ) -> Result<Timestamp, Error> {
         if self.ids.contains_key(&id) {
             return Err(Error::InvalidArgument(format!("commit {id:?} is already in flight")));
         }
-        if request.isolation == Isolation::Serializable && !request.ranges.is_empty() {
-            return Err(Error::InvalidArgument(
-                "SERIALIZABLE range (phantom) validation is not supported on replicated shards yet"
-                    .into(),
-            ));
-        }
         let start_ts = request.start_ts;
         let check = |key: &[u8], kind: ConflictKind| -> Result<(), Error> {
-            let applied = latest(key)?;
+            let applied = versions.latest(key).map_err(Error::Corruption)?;
             let newest = applied.max(self.inflight.get(key).copied());
             match newest {
                 Some(committed_ts) if committed_ts > start_ts => {
@@ -86,6 +84,22 @@ impl Sequencer {
         if request.isolation == Isolation::Serializable {
             for key in &request.reads {
                 check(key, ConflictKind::ReadWrite)?;
+            }
+            for range in &request.ranges {
+                let in_flight = self
+                    .inflight
+                    .iter()
+                    .filter(|(key, ts)| **ts > start_ts && range.contains(key))
+                    .map(|(key, ts)| (key.clone(), *ts))
+                    .next();
+                let newer = match in_flight {
+                    Some(found) => Some(found),
+                    None => versions.newer_in_range(range, start_ts).map_err(Error::Corruption)?,
+                };
+                if let Some((key, committed_ts)) = newer {
+                    let kind = ConflictKind::Phantom;
+                    return Err(Error::Conflict { kind, key, start_ts, committed_ts });
+                }
             }
         }
         let ts = now
@@ -151,7 +165,12 @@ impl Sequencer {
 
 #[cfg(test)]
 mod tests {
+    use std::ops::Bound;
+
+    use strata_lsm::KeyRange;
+
     use super::*;
+    use crate::shard::machine::MemVersions;
 
     fn put(start_ts: Timestamp, key: &str) -> CommitRequest {
         CommitRequest {
@@ -168,7 +187,9 @@ mod tests {
     #[test]
     fn first_committer_wins_against_applied_and_in_flight_commits() {
         let mut s = Sequencer::default();
-        let applied = |key: &[u8]| Ok(if key == b"old" { Some(50) } else { None });
+        let mut versions = MemVersions::default();
+        versions.write(50, &[(b"old".to_vec(), Some(b"v".to_vec()))]).unwrap();
+        let applied = &versions;
         // Applied newer than the snapshot: conflict.
         let e = s.validate_and_assign(id(1), &put(40, "old"), applied, 50, 0).unwrap_err();
         assert!(matches!(e, Error::Conflict { committed_ts: 50, .. }), "{e}");
@@ -195,5 +216,57 @@ mod tests {
         assert!(s.validate_and_assign(id(6), &put(t3, "y"), applied, 50, 0).is_err());
         s.finish(t3);
         assert!(!s.is_in_flight(id(6)));
+    }
+
+    #[test]
+    fn serializable_scans_conflict_with_newer_versions_in_their_ranges() {
+        let mut s = Sequencer::default();
+        let mut versions = MemVersions::default();
+        let write = |v: &mut MemVersions, ts, key: &str, value: Option<&str>| {
+            v.write(ts, &[(key.as_bytes().to_vec(), value.map(|x| x.as_bytes().to_vec()))]).unwrap()
+        };
+        write(&mut versions, 10, "b", Some("1"));
+        write(&mut versions, 10, "c", Some("1"));
+        let range = |lo: &str, hi: &str| {
+            KeyRange::new(Bound::Included(lo.as_bytes()), Bound::Excluded(hi.as_bytes()))
+        };
+        let scan = |start_ts, r: KeyRange| CommitRequest {
+            start_ts,
+            isolation: Isolation::Serializable,
+            writes: vec![(b"out".to_vec(), Some(b"v".to_vec()))],
+            ranges: vec![r],
+            ..CommitRequest::default()
+        };
+        let phantom = |e: Error| match e {
+            Error::Conflict { kind: ConflictKind::Phantom, key, committed_ts, .. } => {
+                (String::from_utf8(key).unwrap(), committed_ts)
+            }
+            other => panic!("expected a phantom, got {other}"),
+        };
+        // Nothing newer than the snapshot in [a, d): commits.
+        let t = s.validate_and_assign(id(1), &scan(10, range("a", "d")), &versions, 10, 0).unwrap();
+        s.finish(t);
+        // An insert, an update and a delete after the snapshot are each a phantom.
+        write(&mut versions, 20, "a", Some("new"));
+        let e = s.validate_and_assign(id(2), &scan(10, range("a", "b")), &versions, 20, 0);
+        assert_eq!(phantom(e.unwrap_err()), ("a".into(), 20));
+        write(&mut versions, 30, "b", Some("2"));
+        let e = s.validate_and_assign(id(3), &scan(20, range("b", "c")), &versions, 30, 0);
+        assert_eq!(phantom(e.unwrap_err()), ("b".into(), 30));
+        write(&mut versions, 40, "c", None);
+        let e = s.validate_and_assign(id(4), &scan(30, range("c", "d")), &versions, 40, 0);
+        assert_eq!(phantom(e.unwrap_err()), ("c".into(), 40));
+        // Outside the range, or at or below the snapshot: no conflict; the
+        // same scan under snapshot isolation is not validated.
+        let t = s.validate_and_assign(id(5), &scan(40, range("a", "d")), &versions, 40, 0).unwrap();
+        let mut si = scan(10, range("a", "d"));
+        si.isolation = Isolation::Snapshot;
+        si.writes = vec![(b"si".to_vec(), Some(b"v".to_vec()))];
+        s.validate_and_assign(id(6), &si, &versions, 40, 0).unwrap();
+        // A proposal in flight writing into the range is a phantom too.
+        let mut probe = scan(40, range("o", "p"));
+        probe.writes = vec![(b"x".to_vec(), Some(b"v".to_vec()))];
+        let e = s.validate_and_assign(id(7), &probe, &versions, 40, 0);
+        assert_eq!(phantom(e.unwrap_err()), ("out".into(), t));
     }
 }

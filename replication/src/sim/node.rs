@@ -266,11 +266,10 @@ impl SimNode {
                     return Some(Reply::TxnInFlight);
                 }
                 let versions = self.shard.versions();
-                let latest = |k: &[u8]| versions.latest(k).map_err(strata_txn::Error::Corruption);
                 let ts = match self.sequencer.validate_and_assign(
                     command,
                     &request,
-                    latest,
+                    versions,
                     self.shard.last_ts(),
                     0,
                 ) {
