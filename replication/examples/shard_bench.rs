@@ -2,10 +2,14 @@
 //! loopback against a `LocalShard`, through `strata_txn::Store`:
 //!
 //! ```text
-//! cargo run --release -p strata-replication --example shard_bench -- [--only local|replicated] [SECONDS] [CLIENTS...]
+//! cargo run --release -p strata-replication --example shard_bench -- [--only local|single|replicated] [SECONDS] [CLIENTS...]
 //! ```
 //!
-//! `--only` runs one side (for profiling one of them with `perf record`).
+//! `--only local|single|replicated` runs one side (for profiling one of
+//! them with `perf record`). Besides the local shard and the three-replica
+//! shard it runs a one-node replica set (`single`): the same Raft log,
+//! driver and shard machine without followers, which isolates what the
+//! two followers cost.
 //! The replicas tick every 50 ms (the `NodeConfig` default), or every
 //! `TICK_MS` milliseconds from the environment. Each line ends with the
 //! number of failed operations and the first failure's message; after the
@@ -140,10 +144,14 @@ fn bench(name: &str, store: &Store, seconds: f64, clients: &[usize]) {
     }
 }
 
-async fn replicated(root: &std::path::Path) -> BTreeMap<NodeId, Arc<ReplicatedShard>> {
+/// A replica set of `nodes` nodes on loopback, each under `root/n<id>`.
+async fn replicated(
+    root: &std::path::Path,
+    nodes: NodeId,
+) -> BTreeMap<NodeId, Arc<ReplicatedShard>> {
     let mut listeners = BTreeMap::new();
     let mut addrs = BTreeMap::new();
-    for id in 1..=3 {
+    for id in 1..=nodes {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         addrs.insert(id, listener.local_addr().expect("addr").to_string());
         listeners.insert(id, listener);
@@ -179,21 +187,36 @@ fn main() {
     let clients = if clients.is_empty() { vec![1, 16, 64] } else { clients };
 
     let dir = tempfile::tempdir().expect("tempdir");
-    if only.as_deref() != Some("replicated") {
+    if only.as_deref().is_none_or(|o| o == "local") {
         let local = Store::open(dir.path().join("local"), TxnOptions::default()).expect("open");
         bench("local shard", &local, seconds, &clients);
         drop(local);
     }
-    if only.as_deref() == Some("local") {
-        return;
-    }
-
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
-    let shards = runtime.block_on(replicated(dir.path()));
+    for nodes in [1, 3] {
+        let side = if nodes == 1 { "single" } else { "replicated" };
+        if only.as_deref().is_some_and(|o| o != side) {
+            continue;
+        }
+        let root = dir.path().join(side);
+        let shards = runtime.block_on(replicated(&root, nodes));
+        let name = format!("replicated shard ({nodes} node{})", if nodes == 1 { "" } else { "s" });
+        run_replicated(&runtime, shards, &name, seconds, &clients);
+    }
+}
+
+/// Benchmarks `shards` through a store on their leader, then stops them.
+fn run_replicated(
+    runtime: &tokio::runtime::Runtime,
+    shards: BTreeMap<NodeId, Arc<ReplicatedShard>>,
+    name: &str,
+    seconds: f64,
+    clients: &[usize],
+) {
     let leader = loop {
         let leader = shards
             .iter()
@@ -208,7 +231,7 @@ fn main() {
         Arc::new(Hlc::system_volatile(500)),
         TxnOptions::default(),
     );
-    bench("replicated shard (3 nodes)", &store, seconds, &clients);
+    bench(name, &store, seconds, clients);
     for (id, shard) in &shards {
         let (raft, t) = (shard.node().status().raft, shard.node().transport_stats());
         let get = strata_replication::transport::TransportStats::get;
