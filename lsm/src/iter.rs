@@ -308,6 +308,36 @@ impl Scan {
     }
 }
 
+impl Scan {
+    /// The first key from here on, in scan order, with any version newer
+    /// than `ts`, tombstones included, and that version's timestamp: what
+    /// was written into the range after a snapshot at `ts` (SERIALIZABLE
+    /// phantom validation). Unlike the visible rows, a key inserted and
+    /// deleted again since `ts` counts: the transactions that wrote it may
+    /// have read what the validating transaction wrote. Versions above the
+    /// GC watermark are never collected, so for `ts` at or above it the
+    /// answer is complete. Consumes the scan.
+    pub fn first_written_after(&mut self, ts: Timestamp) -> Result<Option<(Vec<u8>, Timestamp)>> {
+        self.done = true;
+        let c = &mut self.cursor;
+        while c.valid() {
+            let out_of_range = if self.reverse {
+                self.range.below_lower(c.key())
+            } else {
+                self.range.above_upper(c.key())
+            };
+            if out_of_range {
+                return Ok(None);
+            }
+            if c.ts() > ts {
+                return Ok(Some((c.key().to_vec(), c.ts())));
+            }
+            c.advance()?;
+        }
+        Ok(None)
+    }
+}
+
 impl Iterator for Scan {
     type Item = Result<(Vec<u8>, Vec<u8>)>;
 

@@ -1,5 +1,6 @@
 //! Scenario tests of the whole engine through its public API.
 
+use std::ops::Bound;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -294,4 +295,29 @@ fn unlogged_writes_skip_the_wal_and_survive_only_a_flush() {
     assert_eq!(db.get(b"flushed", MAX_TS).unwrap(), Some(b"a".to_vec()));
     assert_eq!(db.get(b"logged", MAX_TS).unwrap(), Some(b"b".to_vec()));
     assert_eq!(db.get(b"unlogged", MAX_TS).unwrap(), None);
+}
+
+#[test]
+fn first_written_after_sees_every_version_in_the_range_tombstones_included() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), small()).unwrap();
+    db.put(b"a", 10, b"1", Durability::Buffered).unwrap();
+    db.put(b"c", 10, b"1", Durability::Buffered).unwrap();
+    db.flush().unwrap();
+    // "b" is inserted and deleted after 10: no visible row, still a write.
+    db.put(b"b", 20, b"x", Durability::Buffered).unwrap();
+    db.delete(b"b", 30, Durability::Buffered).unwrap();
+    db.put(b"d", 40, b"2", Durability::Buffered).unwrap();
+    let first = |lo: &[u8], hi: &[u8], ts| {
+        let range = KeyRange::new(Bound::Included(lo), Bound::Excluded(hi));
+        db.scan(range, MAX_TS, false).unwrap().first_written_after(ts).unwrap()
+    };
+    assert_eq!(
+        scan_keys(&db, KeyRange::new(Bound::Included(b"a"), Bound::Excluded(b"d")), MAX_TS, false),
+        ["a", "c"]
+    );
+    assert_eq!(first(b"a", b"d", 10).map(|(k, _)| k), Some(b"b".to_vec()));
+    assert_eq!(first(b"a", b"b", 10), None, "\"a\" was written at 10, not after");
+    assert_eq!(first(b"c", b"z", 10), Some((b"d".to_vec(), 40)));
+    assert_eq!(first(b"a", b"z", 40), None);
 }

@@ -224,10 +224,10 @@ impl Versions for DbVersions {
         Ok(newest.or((floor > 0).then_some(floor)))
     }
 
-    /// Two scans: the keys live now (inserted or changed since `ts`), and
-    /// the keys live at `ts` (deleted since: the first scan hides them);
-    /// each key's newest version decides. A key inserted and deleted again
-    /// since `ts` changes nothing the reader saw, and is not reported.
+    /// Every version in the range, tombstones included
+    /// ([`strata_lsm::Scan::first_written_after`]): a key inserted and
+    /// deleted again since `ts` counts too (its writers may have read what
+    /// the validating transaction writes).
     fn newer_in_range(
         &self,
         range: &KeyRange,
@@ -238,16 +238,8 @@ impl Versions for DbVersions {
         if floor > ts {
             return Ok(Some((Vec::new(), floor)));
         }
-        for at in [MAX_TS, ts] {
-            for row in db.scan(range.clone(), at, false).map_err(|e| e.to_string())? {
-                let (key, _) = row.map_err(|e| e.to_string())?;
-                let newest = db.get_version(&key, MAX_TS).map_err(|e| e.to_string())?;
-                if let Some((newest, _)) = newest.filter(|(v, _)| *v > ts) {
-                    return Ok(Some((key, newest)));
-                }
-            }
-        }
-        Ok(None)
+        let mut scan = db.scan(range.clone(), MAX_TS, false).map_err(|e| e.to_string())?;
+        scan.first_written_after(ts).map_err(|e| e.to_string())
     }
 
     fn get(&self, key: &[u8], ts: Timestamp) -> Result<Option<Vec<u8>>, String> {
