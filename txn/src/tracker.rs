@@ -428,11 +428,17 @@ impl CommitTracker {
                     lead_next(next);
                 }
             };
-            let result = writer.write_group(&batches, &mut |stage| {
-                if stage == GroupStage::Durable && last {
-                    release();
-                }
-            });
+            // A panic in the writer (a bug in the engine) fails this group
+            // like an error would, instead of leaving the WAL held and
+            // every later committer asleep behind it.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                writer.write_group(&batches, &mut |stage| {
+                    if stage == GroupStage::Durable && last {
+                        release();
+                    }
+                })
+            }))
+            .unwrap_or_else(|panic| Err(group_panicked(panic.as_ref())));
             if result.is_err() || last {
                 release(); // a failed write may not have reported its stages
             }
@@ -459,6 +465,19 @@ impl CommitTracker {
                 return;
             }
         }
+    }
+}
+
+/// The error each member of a group whose writer panicked gets.
+fn group_panicked(panic: &(dyn std::any::Any + Send)) -> Error {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into());
+    Error::Io {
+        path: "the write-ahead log".into(),
+        source: std::io::Error::other(format!("the group write panicked: {message}")),
     }
 }
 
@@ -585,6 +604,7 @@ mod tests {
         /// The thread that wrote each group.
         leaders: Mutex<Vec<std::thread::ThreadId>>,
         fail_group: Option<u64>,
+        panic_group: Option<u64>,
     }
 
     fn stamp_of(batch: &WriteBatch) -> Timestamp {
@@ -611,6 +631,9 @@ mod tests {
             progress(GroupStage::Written);
             std::thread::sleep(std::time::Duration::from_micros(100)); // the "fsync"
             self.in_wal.fetch_sub(1, Ordering::SeqCst);
+            if self.panic_group == Some(n) {
+                panic!("group {n} panicked");
+            }
             if self.fail_group == Some(n) {
                 return Err(Error::Corruption(format!("group {n} failed")));
             }
@@ -709,6 +732,23 @@ mod tests {
         let first = t.assign(|| Ok(1)).unwrap();
         let err = t.apply(first, one_write(first), &*recorder).unwrap_err();
         assert!(err.to_string().contains("group 0 failed"), "{err}");
+        assert_eq!(t.watermark(), 1, "a failed commit must not stop snapshots");
+        let second = t.assign(|| Ok(2)).unwrap();
+        t.apply(second, one_write(second), &*recorder).unwrap();
+        assert_eq!(t.watermark(), 2);
+    }
+
+    #[test]
+    fn a_panicking_group_writer_fails_its_members_and_later_commits_go_on() {
+        let t = Arc::new(CommitTracker::new(0));
+        let recorder = Arc::new(Recorder {
+            tracker: Some(t.clone()),
+            panic_group: Some(0),
+            ..Recorder::default()
+        });
+        let first = t.assign(|| Ok(1)).unwrap();
+        let err = t.apply(first, one_write(first), &*recorder).unwrap_err();
+        assert!(err.to_string().contains("group 0 panicked"), "{err}");
         assert_eq!(t.watermark(), 1, "a failed commit must not stop snapshots");
         let second = t.assign(|| Ok(2)).unwrap();
         t.apply(second, one_write(second), &*recorder).unwrap();
