@@ -229,6 +229,16 @@ async fn a_lagging_replica_catches_up_through_a_snapshot_larger_than_a_message()
         .unwrap_err();
     assert!(e.contains("not this node's current snapshot"), "{e}");
 
+    // A request that names one file twice is refused (a peer cannot make
+    // the leader open more files than its snapshot has).
+    let (index, term, name) = current_snapshot_file(&root.path().join(format!("n{first}")));
+    let file = strata_replication::SnapshotFile { name, size: 1, crc32c: 0 };
+    let twice = [file.clone(), file];
+    let e = transport::fetch_snapshot(&addrs[&first], index, term, &twice, &dir, &config, stats)
+        .await
+        .unwrap_err();
+    assert!(e.contains("asked for twice"), "{e}");
+
     // It takes its own snapshots from the installed engine, and goes on.
     let s = shards[&first].clone();
     let (model2, stamps2) = tokio::task::spawn_blocking(move || {
@@ -477,4 +487,30 @@ async fn corrupted_forged_or_short_chunk_streams_are_refused() {
         }
         server.abort();
     }
+}
+
+/// The index, term and one file name of the snapshot stored under `dir`
+/// (its `snap-<index>-<term>.d` directory, found by walking).
+fn current_snapshot_file(dir: &Path) -> (u64, u64, String) {
+    find_snapshot_file(dir).unwrap_or_else(|| panic!("no snapshot under {}", dir.display()))
+}
+
+fn find_snapshot_file(dir: &Path) -> Option<(u64, u64, String)> {
+    for entry in std::fs::read_dir(dir).ok()? {
+        let path = entry.ok()?.path();
+        if !path.is_dir() {
+            continue;
+        }
+        let name = path.file_name()?.to_string_lossy().to_string();
+        if let Some(stem) = name.strip_prefix("snap-").and_then(|n| n.strip_suffix(".d")) {
+            let (index, term) = stem.split_once('-')?;
+            let file = std::fs::read_dir(&path).ok()?.next()?.ok()?;
+            let file = file.file_name().to_string_lossy().to_string();
+            return Some((index.parse().ok()?, term.parse().ok()?, file));
+        }
+        if let Some(found) = find_snapshot_file(&path) {
+            return Some(found);
+        }
+    }
+    None
 }

@@ -532,7 +532,14 @@ fn open_snapshot_files(
 ) -> Result<Vec<(String, std::fs::File)>, tonic::Status> {
     let dir = snapshot_dir(root, request.index, request.term);
     let mut files = Vec::with_capacity(request.files.len());
+    let mut seen = std::collections::HashSet::new();
     for name in &request.files {
+        // Each name once: the files opened are then at most the snapshot's own.
+        if !seen.insert(name.as_str()) {
+            return Err(tonic::Status::invalid_argument(format!(
+                "snapshot file {name:?} asked for twice"
+            )));
+        }
         if !SnapshotFile::valid_name(name) {
             return Err(tonic::Status::invalid_argument(format!(
                 "bad snapshot file name {name:?}"
