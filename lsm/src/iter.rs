@@ -271,12 +271,7 @@ impl Scan {
     fn step(&mut self) -> Result<bool> {
         let c = &mut self.cursor;
         while c.valid() {
-            let out_of_range = if self.reverse {
-                self.range.below_lower(c.key())
-            } else {
-                self.range.above_upper(c.key())
-            };
-            if out_of_range {
+            if past_end(&self.range, self.reverse, c.key()) {
                 return Ok(false);
             }
             self.key.clear();
@@ -321,12 +316,7 @@ impl Scan {
         self.done = true;
         let c = &mut self.cursor;
         while c.valid() {
-            let out_of_range = if self.reverse {
-                self.range.below_lower(c.key())
-            } else {
-                self.range.above_upper(c.key())
-            };
-            if out_of_range {
+            if past_end(&self.range, self.reverse, c.key()) {
                 return Ok(None);
             }
             if c.ts() > ts {
@@ -336,6 +326,11 @@ impl Scan {
         }
         Ok(None)
     }
+}
+
+/// Whether a scan in direction `reverse` has left `range` at `key`.
+fn past_end(range: &KeyRange, reverse: bool, key: &[u8]) -> bool {
+    if reverse { range.below_lower(key) } else { range.above_upper(key) }
 }
 
 impl Iterator for Scan {
