@@ -422,7 +422,13 @@ pub async fn fetch_snapshot(
         .map_err(|_| format!("fetch from {addr} timed out"))?
         .map_err(|s| format!("fetch from {addr}: {}", s.message()))?
         .into_inner();
-    let mut receiver = Receiver::new(dir, files, chunk).map_err(|e| e.to_string())?;
+    // File work runs on the blocking pool, never on a runtime worker.
+    let blocking = |e: tokio::task::JoinError| format!("snapshot fetch task: {e}");
+    let (dir, listed) = (dir.to_path_buf(), files.to_vec());
+    let mut receiver = tokio::task::spawn_blocking(move || Receiver::new(&dir, &listed, chunk))
+        .await
+        .map_err(blocking)?
+        .map_err(|e| e.to_string())?;
     loop {
         let next = tokio::time::timeout(config.rpc_timeout, stream.message())
             .await
@@ -430,13 +436,18 @@ pub async fn fetch_snapshot(
             .map_err(|s| format!("snapshot stream from {addr}: {}", s.message()))?;
         let Some(c) = next else { break };
         let len = c.data.len() as u64;
-        receiver.accept(&c.file, c.offset, &c.data, c.crc32c).map_err(|e| e.to_string())?;
+        receiver = tokio::task::spawn_blocking(move || {
+            receiver.accept(&c.file, c.offset, &c.data, c.crc32c).map(|()| receiver)
+        })
+        .await
+        .map_err(blocking)?
+        .map_err(|e| e.to_string())?;
         bump(&stats.snapshot_bytes_received, len);
         stats.snapshot_max_chunk_bytes.fetch_max(len, Ordering::Relaxed);
     }
     tokio::task::spawn_blocking(move || receiver.finish())
         .await
-        .map_err(|e| format!("snapshot fetch task: {e}"))?
+        .map_err(blocking)?
         .map_err(|e| e.to_string())
 }
 
