@@ -10,10 +10,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use strata_replication::node::NodeConfig;
-use strata_replication::raft::Role;
 use strata_replication::{FileStoreOptions, NodeId, ReplicatedShard, ShardError};
 use strata_txn::history::{self, Op, Outcome, Recorded};
 use strata_txn::{CommitRequest, Hlc, Isolation, Shard, Store, TxnOptions};
+
+mod common;
+use common::leader;
 
 fn config(id: NodeId, addrs: &BTreeMap<NodeId, String>, root: &std::path::Path) -> NodeConfig {
     let peers = addrs.iter().filter(|(p, _)| **p != id).map(|(p, a)| (*p, a.clone())).collect();
@@ -46,25 +48,6 @@ async fn start(
         shards.insert(id, Arc::new(shard.await.unwrap()));
     }
     (shards, addrs)
-}
-
-async fn leader(shards: &BTreeMap<NodeId, Arc<ReplicatedShard>>) -> NodeId {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let leaders: Vec<NodeId> = shards
-            .iter()
-            .filter(|(_, s)| s.node().status().raft.role == Role::Leader)
-            .map(|(id, _)| *id)
-            .collect();
-        // A leader that can serve: it committed an entry of its term.
-        if let [id] = leaders[..]
-            && shards[&id].leader_round().is_ok()
-        {
-            return id;
-        }
-        assert!(Instant::now() < deadline, "no leader");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 fn decode(v: Option<Vec<u8>>) -> Vec<u64> {

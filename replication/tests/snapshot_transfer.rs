@@ -17,10 +17,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use strata_replication::node::NodeConfig;
-use strata_replication::raft::Role;
 use strata_replication::transport::{self, TransportConfig, TransportStats, pb};
 use strata_replication::{Error, FileStoreOptions, NodeId, ReplicatedShard, ShardError};
 use strata_txn::{CommitRequest, Hlc, Shard};
+
+mod common;
+use common::leader;
 
 const MAX_MESSAGE_BYTES: usize = 256 << 10;
 
@@ -60,24 +62,6 @@ async fn addresses() -> BTreeMap<NodeId, String> {
         addrs.insert(id, listener.local_addr().unwrap().to_string());
     }
     addrs
-}
-
-async fn leader(shards: &BTreeMap<NodeId, Arc<ReplicatedShard>>) -> NodeId {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let leaders: Vec<NodeId> = shards
-            .iter()
-            .filter(|(_, s)| s.node().status().raft.role == Role::Leader)
-            .map(|(id, _)| *id)
-            .collect();
-        if let [id] = leaders[..]
-            && shards[&id].leader_round().is_ok()
-        {
-            return id;
-        }
-        assert!(Instant::now() < deadline, "no leader");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Every version written: key -> (commit timestamp, value), oldest first.
