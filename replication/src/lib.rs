@@ -57,7 +57,8 @@
 //!   restart, since a restarted node does not remember whom it promised.
 //! - **Replication**: proposals queued between two `Ready`s go out
 //!   together (one `Append` per follower, one log write and sync: group
-//!   commit); batches of at most `max_append_entries`, pipelined in
+//!   commit), and so do the acknowledgements handled between them (the
+//!   commit index they move rides on that `Append`); batches of at most `max_append_entries`, pipelined in
 //!   the replicate state with at most `max_inflight_entries` unacknowledged
 //!   per follower; a leader's appends may leave before its own fsync, and
 //!   committed entries are applied before the fsync of newer ones (thesis

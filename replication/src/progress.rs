@@ -36,6 +36,9 @@ pub(crate) struct Progress {
     /// a pipeline with entries outstanding and no progress for a while has
     /// lost a message and is probed again.
     pub progress_tick: u64,
+    /// The commit index the last `Append` sent to it carried: an `Append`
+    /// with no new entries is worth sending only to move it.
+    pub commit_sent: Index,
 }
 
 impl Progress {
@@ -48,6 +51,7 @@ impl Progress {
             recent_active: false,
             acked_round: 0,
             progress_tick: tick,
+            commit_sent: 0,
         }
     }
 

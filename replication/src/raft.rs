@@ -1065,11 +1065,11 @@ impl Raft {
                 }
                 _ => {}
             }
-            if self.maybe_commit() {
-                self.broadcast_append();
-            } else {
-                self.send_append(from, false);
-            }
+            // Whatever this answer allows (new entries for `from`, a
+            // commit index for everyone) leaves in the next `Ready`, one
+            // `Append` per follower however many answers came before it.
+            self.maybe_commit();
+            self.broadcast_pending = true;
             if self.transferee == Some(from) {
                 self.maybe_send_timeout_now(from);
             }
@@ -1144,13 +1144,20 @@ impl Raft {
             _ => pr.probe_sent = true,
         }
         let commit = self.log.commit;
+        pr.commit_sent = commit;
         let round = self.round;
         self.send(to, Body::Append { prev_index, prev_term, entries, commit, round });
     }
 
+    /// Sends every follower what it lacks: its next entries, or, with none
+    /// to send, an empty `Append` if the commit index moved since its last
+    /// one (so answers and proposals arriving together cost one message
+    /// per follower, not one each).
     fn broadcast_append(&mut self) {
         for to in self.peers() {
-            self.send_append(to, true);
+            let commit_moved =
+                self.progress.get(&to).is_some_and(|pr| pr.commit_sent < self.log.commit);
+            self.send_append(to, commit_moved);
         }
     }
 

@@ -210,8 +210,24 @@ async fn the_transport_refuses_malformed_and_misaddressed_messages() {
     assert_eq!(status.code(), tonic::Code::OutOfRange, "{status:?}");
     // A good message is accepted, and the node is still fine.
     let good = pb::RaftMessage { from: 2, to: 1, term: 1, body: Some(heartbeat) };
-    let reply = client.deliver(batch(good)).await.unwrap().into_inner();
+    let reply = client.deliver(batch(good.clone())).await.unwrap().into_inner();
     assert_eq!(reply.accepted, 1);
+    // On a stream (what nodes use): batches are taken as they come, and a
+    // malformed one ends the call with the same error.
+    let stream = |batches: Vec<pb::MessageBatch>| {
+        let (tx, rx) = tokio::sync::mpsc::channel(batches.len());
+        for b in batches {
+            tx.try_send(b).unwrap();
+        }
+        tonic::codegen::tokio_stream::wrappers::ReceiverStream::new(rx)
+    };
+    let three = vec![batch(good.clone()), batch(good.clone()), batch(good.clone())];
+    let reply = client.stream(stream(three)).await.unwrap().into_inner();
+    assert_eq!(reply.accepted, 3);
+    let no_body = pb::RaftMessage { from: 2, to: 1, term: 1, body: None };
+    let bad = vec![batch(good.clone()), batch(no_body), batch(good)];
+    let status = client.stream(stream(bad)).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
     assert!(node.status().failed.is_none());
     assert_eq!(node.status().raft.protocol_violations, 0);
     node.stop().await;

@@ -154,14 +154,65 @@ fn matches_the_in_memory_model() {
 
 /// Appends `n` batches of two entries, syncing each, and returns the
 /// length of the last segment after each one.
+/// Writes `n` synced batches; returns where the records of the last
+/// segment end after each (zeros follow them in the file).
 fn write_batches(store: &mut FileStore, dir: &Path, n: u64) -> Vec<u64> {
     let mut lens = Vec::new();
     for b in 0..n {
         store.append(&entries(2 * b + 1, 2 * b + 2, 1)).unwrap();
         store.sync().unwrap();
-        lens.push(fs::metadata(segments(dir).last().unwrap()).unwrap().len());
+        let file_len = fs::metadata(segments(dir).last().unwrap()).unwrap().len();
+        assert!(file_len > store.last_segment_len(), "zeros follow the records");
+        lens.push(store.last_segment_len());
     }
     lens
+}
+
+/// The zeros written ahead of the records are the end of the log, not a
+/// torn tail; a segment is cut to its records when the next one starts;
+/// and a stray byte in the zeros is a torn tail, cut off with no record lost.
+#[test]
+fn zeros_after_the_records_end_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let initial = Persisted::bootstrap([1]);
+    let mut store = FileStore::open(dir.path(), FileStoreOptions::default(), &initial).unwrap();
+    let lens = write_batches(&mut store, dir.path(), 4);
+    drop(store);
+    let seg = segments(dir.path()).pop().unwrap();
+    let file_len = fs::metadata(&seg).unwrap().len();
+    assert!(file_len >= lens[3] + 1024, "{file_len} bytes for records ending at {}", lens[3]);
+    assert!(fs::read(&seg).unwrap()[lens[3] as usize..].iter().all(|&b| b == 0));
+
+    let mut store = FileStore::open(dir.path(), FileStoreOptions::default(), &initial).unwrap();
+    assert_eq!(store.load().unwrap().entries, entries(1, 8, 1));
+    assert_eq!(store.last_segment_len(), lens[3]);
+    assert_eq!(fs::metadata(&seg).unwrap().len(), file_len, "zeros are not cut as a torn tail");
+    store.append(&entries(9, 10, 1)).unwrap();
+    store.sync().unwrap();
+    let end = store.last_segment_len();
+    drop(store);
+
+    let mut bytes = fs::read(&seg).unwrap();
+    bytes[end as usize + 1000] = 7;
+    fs::write(&seg, &bytes).unwrap();
+    let store = FileStore::open(dir.path(), FileStoreOptions::default(), &initial).unwrap();
+    assert_eq!(store.load().unwrap().entries, entries(1, 10, 1));
+    assert_eq!(fs::metadata(&seg).unwrap().len(), end, "the damaged zeros are cut off");
+    drop(store);
+
+    // Rolled segments end exactly at their last record.
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = FileStore::open(dir.path(), small(), &initial).unwrap();
+    write_batches(&mut store, dir.path(), 10);
+    let segs = segments(dir.path());
+    assert!(segs.len() > 2);
+    for older in &segs[..segs.len() - 1] {
+        let bytes = fs::read(older).unwrap();
+        assert!(bytes.len() < 1024, "{}: {} bytes", older.display(), bytes.len());
+    }
+    drop(store);
+    let store = FileStore::open(dir.path(), small(), &initial).unwrap();
+    assert_eq!(store.load().unwrap().entries, entries(1, 20, 1));
 }
 
 #[test]

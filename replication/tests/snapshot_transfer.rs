@@ -380,6 +380,13 @@ type Chunks = std::pin::Pin<
 impl pb::raft_transport_server::RaftTransport for FakePeer {
     type FetchSnapshotStream = Chunks;
 
+    async fn stream(
+        &self,
+        _: tonic::Request<tonic::Streaming<pb::MessageBatch>>,
+    ) -> Result<tonic::Response<pb::DeliverReply>, tonic::Status> {
+        Err(tonic::Status::unimplemented("fake"))
+    }
+
     async fn deliver(
         &self,
         _: tonic::Request<pb::MessageBatch>,

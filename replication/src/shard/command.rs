@@ -104,14 +104,15 @@ impl ShardCommand {
 }
 
 impl Answer {
-    pub fn encode(&self) -> Vec<u8> {
+    /// A tag byte and a u64 (no allocation: a snapshot encodes 100 000).
+    pub fn encode(&self) -> [u8; 9] {
         let (tag, v) = match *self {
             Answer::Committed(ts) => (0u8, ts),
             Answer::StaleTimestamp(ts) => (1, ts),
             Answer::Malformed => (2, 0),
         };
-        let mut out = vec![tag];
-        out.extend_from_slice(&v.to_le_bytes());
+        let mut out = [tag; 9];
+        out[1..].copy_from_slice(&v.to_le_bytes());
         out
     }
 

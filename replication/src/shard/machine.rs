@@ -56,7 +56,7 @@ pub const MAX_OUTCOMES: usize = 100_000;
 const CHECKPOINT_MAGIC: &[u8; 8] = b"STRSHCK1";
 
 /// `applied`, `last_ts` and the outcomes, as a snapshot carries them.
-type Meta = (Index, Timestamp, HashMap<CommandId, Answer>, VecDeque<CommandId>);
+type Meta = (Index, Timestamp, HashMap<CommandId, Answer>, VecDeque<(CommandId, Answer)>);
 
 /// A key's newest version in a snapshot: `(key, ts, value)`.
 pub type Row = (Vec<u8>, Timestamp, Vec<u8>);
@@ -161,7 +161,10 @@ pub struct ShardMachine<V> {
     last_ts: Timestamp,
     applied: Index,
     outcomes: HashMap<CommandId, Answer>,
-    order: VecDeque<CommandId>,
+    /// The remembered outcomes again, oldest first, so that evicting the
+    /// oldest and writing all of them into a snapshot (100 000 of them,
+    /// on the driver thread) need no lookups in `outcomes`.
+    order: VecDeque<(CommandId, Answer)>,
 }
 
 impl<V: Versions> ShardMachine<V> {
@@ -217,10 +220,10 @@ impl<V: Versions> ShardMachine<V> {
         out.extend_from_slice(&self.applied.to_le_bytes());
         out.extend_from_slice(&self.last_ts.to_le_bytes());
         out.extend_from_slice(&(self.order.len() as u64).to_le_bytes());
-        for id in &self.order {
+        for (id, answer) in &self.order {
             out.extend_from_slice(&id.client.to_le_bytes());
             out.extend_from_slice(&id.seq.to_le_bytes());
-            put_bytes(out, &self.outcomes[id].encode());
+            put_bytes(out, &answer.encode());
         }
     }
 
@@ -255,9 +258,9 @@ impl<V: Versions> ShardMachine<V> {
             Answer::Committed(command.commit_ts)
         };
         self.outcomes.insert(command.id, answer);
-        self.order.push_back(command.id);
+        self.order.push_back((command.id, answer));
         if self.order.len() > MAX_OUTCOMES {
-            let old = self.order.pop_front().expect("non-empty");
+            let (old, _) = self.order.pop_front().expect("non-empty");
             self.outcomes.remove(&old);
         }
         Ok(answer)
@@ -330,7 +333,7 @@ fn decode_meta(r: &mut Reader<'_>, len: usize) -> Option<Meta> {
         let id = CommandId { client: r.u64()?, seq: r.u64()? };
         let answer = Answer::decode(r.bytes()?)?;
         outcomes.insert(id, answer);
-        order.push_back(id);
+        order.push_back((id, answer));
     }
     Some((applied, last_ts, outcomes, order))
 }

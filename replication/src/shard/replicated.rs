@@ -338,7 +338,7 @@ struct Applier(Machine);
 
 impl StateMachine for Applier {
     fn apply(&mut self, index: Index, command: &[u8]) -> Result<Vec<u8>, String> {
-        Ok(lock(&self.0).apply(index, command)?.encode())
+        Ok(lock(&self.0).apply(index, command)?.encode().to_vec())
     }
 
     /// Every query answers the newest applied commit timestamp.

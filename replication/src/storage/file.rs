@@ -77,6 +77,18 @@
 //! - After an I/O error the store refuses every further call (the page cache
 //!   can no longer be trusted); the node reopens it, which is recovery.
 //!
+//! # Zeros ahead of the tail
+//!
+//! A segment grows by its records, and an `fdatasync` after a write that
+//! grew the file must also write the inode (its size and new blocks): a
+//! second synchronous I/O on every sync. So before records pass the end of
+//! the file, the store writes [`ZERO_AHEAD_BYTES`] of zeros beyond them
+//! (as the storage engine's WAL does, and PostgreSQL's `wal_init_zero`):
+//! one inode write per `ZERO_AHEAD_BYTES` of log instead of one per sync.
+//! The last segment therefore ends in zeros (a segment is cut to its
+//! records when the next one starts); recovery reads all-zero bytes after
+//! the last record of the last segment as its end, not as damage.
+//!
 //! # Recovery
 //!
 //! [`FileStore::open`] reads `meta`, the snapshot it names, and the live
@@ -96,6 +108,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -118,6 +131,12 @@ const KIND_COMMIT: u8 = 2;
 /// An entries record is cut after this many payload bytes (a single larger
 /// entry gets a record of its own).
 const RECORD_TARGET_BYTES: usize = 1 << 20;
+
+/// How far past the last record a segment is filled with zeros (module doc).
+pub const ZERO_AHEAD_BYTES: u64 = 256 << 10;
+
+/// A source of zeros for [`ZERO_AHEAD_BYTES`], written in pieces this big.
+static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
 
 /// Tunables of a [`FileStore`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -159,6 +178,9 @@ pub struct FileStore {
     /// Live segments, oldest first; the last is open in `file`.
     segments: Vec<Segment>,
     file: File,
+    /// Every byte of the last segment before this offset was written, with
+    /// records or zeros (module doc); the records end at its `size_bytes`.
+    zeroed: u64,
     /// The last segment has writes not yet synced.
     dirty: bool,
     /// A segment was created since the directory was last synced.
@@ -207,13 +229,16 @@ impl FileStore {
         let last = segments.last().expect("one segment at least");
         let path = segment_path(&dir, last.seq);
         let file =
-            OpenOptions::new().append(true).open(&path).map_err(|e| io_error(&path, "open", e))?;
+            OpenOptions::new().write(true).open(&path).map_err(|e| io_error(&path, "open", e))?;
+        // Recovery checked that everything past the records is zeros.
+        let zeroed = file.metadata().map_err(|e| io_error(&path, "stat", e))?.len();
         let mut store = FileStore {
             dir,
             options,
             meta: recovered.meta,
             segments,
             file,
+            zeroed,
             dirty: false,
             dir_dirty,
             commit: recovered.commit,
@@ -259,6 +284,12 @@ impl FileStore {
         self.segments.iter().map(|s| s.seq).collect()
     }
 
+    /// Where the records of the last segment end: the file goes on with
+    /// zeros (module doc). For tests and metrics.
+    pub fn last_segment_len(&self) -> u64 {
+        self.segments.last().expect("one segment at least").size_bytes
+    }
+
     fn check(&self) -> Result<()> {
         if self.failed {
             return Err(Error::Io(format!(
@@ -286,8 +317,24 @@ impl FileStore {
     fn write_record(&mut self, payload: &[u8]) -> Result<()> {
         let buf = frame_record(payload)?;
         let path = self.last_path();
-        self.file.write_all(&buf).map_err(|e| io_error(&path, "write", e))?;
-        self.segments.last_mut().expect("one segment at least").size_bytes += buf.len() as u64;
+        let at = self.segments.last().expect("one segment at least").size_bytes;
+        let end = at + buf.len() as u64;
+        if end > self.zeroed {
+            // Zeros first (module doc); the record overwrites the ones
+            // below `end` in the page cache.
+            let to = end.next_multiple_of(ZERO_AHEAD_BYTES) + ZERO_AHEAD_BYTES;
+            let mut zero_at = self.zeroed.max(at);
+            while zero_at < to {
+                let n = (to - zero_at).min(ZEROS.len() as u64) as usize;
+                self.file
+                    .write_all_at(&ZEROS[..n], zero_at)
+                    .map_err(|e| io_error(&path, "write", e))?;
+                zero_at += n as u64;
+            }
+            self.zeroed = to;
+        }
+        self.file.write_all_at(&buf, at).map_err(|e| io_error(&path, "write", e))?;
+        self.segments.last_mut().expect("one segment at least").size_bytes = end;
         self.dirty = true;
         Ok(())
     }
@@ -306,14 +353,22 @@ impl FileStore {
         Ok(())
     }
 
-    /// Closes the last segment (synced) and starts the next one.
+    /// Closes the last segment (its zeros cut off, synced) and starts the
+    /// next one: only the last segment ends in zeros.
     fn roll(&mut self) -> Result<()> {
+        let size = self.segments.last().expect("one segment at least").size_bytes;
+        if self.zeroed > size {
+            let path = self.last_path();
+            self.file.set_len(size).map_err(|e| io_error(&path, "cut zeros", e))?;
+            self.dirty = true;
+        }
         self.sync_segment()?;
         let seq = self.segments.last().expect("one segment at least").seq + 1;
         create_segment(&self.dir, seq)?;
         let path = segment_path(&self.dir, seq);
         self.file =
-            OpenOptions::new().append(true).open(&path).map_err(|e| io_error(&path, "open", e))?;
+            OpenOptions::new().write(true).open(&path).map_err(|e| io_error(&path, "open", e))?;
+        self.zeroed = SEGMENT_HEADER_BYTES;
         self.segments.push(Segment { seq, size_bytes: SEGMENT_HEADER_BYTES, max_index: 0 });
         self.dir_dirty = true;
         Ok(())
@@ -504,6 +559,11 @@ fn recover(dir: &Path) -> Result<Recovered> {
         while offset < bytes.len() {
             let record = match read_record(&bytes, offset) {
                 Ok(record) => record,
+                // Zeros ahead of the tail (module doc): the end.
+                Err(_) if is_last && bytes[offset..].iter().all(|&b| b == 0) => {
+                    segment.size_bytes = offset as u64;
+                    break;
+                }
                 Err(reason) => {
                     if is_last && valid_record_after(&bytes, offset + 1).is_none() {
                         torn = Some((seq, offset as u64));

@@ -8,17 +8,23 @@
 //!
 //! - **Sending**: one bounded queue and one task per peer. The core's
 //!   driver never waits: when a peer's queue is full the message is dropped
-//!   and counted (Raft retransmits). The task batches whatever is queued
-//!   into one `Deliver` call, up to `max_message_bytes`, one call at a time;
-//!   a failed call drops its batch and reconnects with exponential backoff,
-//!   discarding what queued up while the peer was unreachable (stale by
-//!   then). A single message larger than `max_message_bytes` is dropped
+//!   and counted (Raft retransmits). The task keeps one client-streaming
+//!   `Stream` call open to the peer and sends whatever is queued as one
+//!   batch on it, up to `max_message_bytes`, without waiting for the peer
+//!   to answer: a batch costs one HTTP/2 data frame, where a call of its
+//!   own cost a request, a response and a round trip before the next batch
+//!   could leave. At most [`STREAM_BATCHES`] batches wait for the
+//!   connection. When the call fails, its batches are lost and the task
+//!   reconnects with exponential backoff, discarding what queued up while
+//!   the peer was unreachable (stale by then). HTTP/2 keep-alive pings,
+//!   answered within `rpc_timeout`, find a peer that stopped answering. A single message larger than `max_message_bytes` is dropped
 //!   and counted (a snapshot's files do not travel in messages: see
 //!   below; only an inline snapshot of a state machine that writes no
 //!   files can be too large).
 //! - **Receiving**: a message that does not decode, or that is addressed to
-//!   another node, fails the call with `InvalidArgument`, never a panic; a
-//!   full inbound queue drops the message (counted in the reply).
+//!   another node, fails the call (ending the stream) with
+//!   `InvalidArgument`, never a panic; a full inbound queue drops the
+//!   message (counted). `Deliver` takes a single batch in a call of its own.
 //! - **Forwarded shard operations** (`Shard`): a node whose SQL front end
 //!   serves a client sends reads and commits to the leader
 //!   (`crate::shard::forward`). The service hands each to the node's
@@ -209,10 +215,11 @@ fn entry_from_proto(e: pb::Entry) -> Result<Entry, DecodeError> {
 pub struct TransportConfig {
     /// Messages queued per peer before new ones are dropped.
     pub queue_messages: usize,
-    /// Largest `Deliver` call (and so largest single message), both ways.
+    /// Largest batch (and so largest single message), both ways.
     pub max_message_bytes: usize,
     pub connect_timeout: Duration,
-    /// A `Deliver` call that takes longer fails (and the sender reconnects).
+    /// A peer that answers no keep-alive ping for this long is given up
+    /// (and the sender reconnects); also the limit on snapshot fetch calls.
     pub rpc_timeout: Duration,
     /// Reconnection backoff: doubles from `min` to `max`.
     pub reconnect_min: Duration,
@@ -308,7 +315,12 @@ impl Outbox {
     }
 }
 
-/// One peer's sender: connect, then deliver batches one call at a time.
+/// Batches a sender hands to its open `Stream` call before it waits for
+/// the connection to take them.
+pub const STREAM_BATCHES: usize = 16;
+
+/// One peer's sender: connect, open a `Stream` call, send batches on it;
+/// reconnect when it fails.
 async fn run_peer(
     addr: String,
     mut rx: mpsc::Receiver<pb::RaftMessage>,
@@ -322,9 +334,12 @@ async fn run_peer(
         }
         return;
     };
+    // No per-call timeout: the call lives as long as the connection.
     let endpoint = endpoint
         .connect_timeout(config.connect_timeout)
-        .timeout(config.rpc_timeout)
+        .http2_keep_alive_interval(config.rpc_timeout)
+        .keep_alive_timeout(config.rpc_timeout)
+        .keep_alive_while_idle(true)
         .tcp_nodelay(true);
     let mut backoff = config.reconnect_min;
     let mut carry: Option<pb::RaftMessage> = None;
@@ -352,12 +367,19 @@ async fn run_peer(
         let mut client = RaftTransportClient::new(channel)
             .max_encoding_message_size(config.max_message_bytes)
             .max_decoding_message_size(config.max_message_bytes);
+        let (batches, outgoing) = mpsc::channel(STREAM_BATCHES);
+        let outgoing = tonic::codegen::tokio_stream::wrappers::ReceiverStream::new(outgoing);
+        let mut call = std::pin::pin!(client.stream(outgoing));
         loop {
             let first = match carry.take() {
                 Some(m) => m,
-                None => match rx.recv().await {
-                    Some(m) => m,
-                    None => return, // the node stopped
+                None => tokio::select! {
+                    next = rx.recv() => match next {
+                        Some(m) => m,
+                        None => return, // the node stopped
+                    },
+                    // The call ended: only a failure ends it.
+                    _ = &mut call => break,
                 },
             };
             let limit = config.max_message_bytes.saturating_sub(64);
@@ -377,9 +399,15 @@ async fn run_peer(
                 messages.push(m);
             }
             let n = messages.len() as u64;
-            match client.deliver(pb::MessageBatch { messages }).await {
-                Ok(_) => bump(&stats.sent, n),
-                Err(_) => {
+            tokio::select! {
+                queued = batches.send(pb::MessageBatch { messages }) => match queued {
+                    Ok(()) => bump(&stats.sent, n),
+                    Err(_) => {
+                        bump(&stats.dropped_unreachable, n);
+                        break;
+                    }
+                },
+                _ = &mut call => {
                     bump(&stats.dropped_unreachable, n);
                     break; // reconnect
                 }
@@ -494,6 +522,33 @@ impl<I> std::fmt::Debug for Service<I> {
 }
 
 impl<I: Inbox> Service<I> {
+    /// Queues `batch`'s messages for the core; returns how many it took
+    /// (the rest met a full queue). A malformed or misaddressed message
+    /// fails the call (module doc).
+    fn accept(&self, batch: pb::MessageBatch) -> Result<u32, tonic::Status> {
+        let mut accepted = 0u32;
+        for m in batch.messages {
+            let msg = from_proto(m).map_err(|e| {
+                bump(&self.stats.rejected_calls, 1);
+                tonic::Status::invalid_argument(e.to_string())
+            })?;
+            if msg.to != self.id || msg.from == self.id {
+                bump(&self.stats.rejected_calls, 1);
+                return Err(tonic::Status::invalid_argument(format!(
+                    "message from {} to {} delivered to node {}",
+                    msg.from, msg.to, self.id
+                )));
+            }
+            bump(&self.stats.received, 1);
+            if self.inbox.deliver(msg)? {
+                accepted += 1;
+            } else {
+                bump(&self.stats.dropped_inbound, 1);
+            }
+        }
+        Ok(accepted)
+    }
+
     /// The service of node `id`, with the message size limit applied;
     /// forwarded shard operations go to the handler in `shard`, once set;
     /// snapshot files are served from the log store in `snapshots` (none:
@@ -648,30 +703,23 @@ impl<I: Inbox> pb::raft_transport_server::RaftTransport for Service<I> {
         )))
     }
 
+    async fn stream(
+        &self,
+        request: tonic::Request<tonic::Streaming<pb::MessageBatch>>,
+    ) -> Result<tonic::Response<pb::DeliverReply>, tonic::Status> {
+        let mut batches = request.into_inner();
+        let mut accepted = 0u32;
+        while let Some(batch) = batches.message().await? {
+            accepted = accepted.saturating_add(self.accept(batch)?);
+        }
+        Ok(tonic::Response::new(pb::DeliverReply { accepted }))
+    }
+
     async fn deliver(
         &self,
         request: tonic::Request<pb::MessageBatch>,
     ) -> Result<tonic::Response<pb::DeliverReply>, tonic::Status> {
-        let mut accepted = 0u32;
-        for m in request.into_inner().messages {
-            let msg = from_proto(m).map_err(|e| {
-                bump(&self.stats.rejected_calls, 1);
-                tonic::Status::invalid_argument(e.to_string())
-            })?;
-            if msg.to != self.id || msg.from == self.id {
-                bump(&self.stats.rejected_calls, 1);
-                return Err(tonic::Status::invalid_argument(format!(
-                    "message from {} to {} delivered to node {}",
-                    msg.from, msg.to, self.id
-                )));
-            }
-            bump(&self.stats.received, 1);
-            if self.inbox.deliver(msg)? {
-                accepted += 1;
-            } else {
-                bump(&self.stats.dropped_inbound, 1);
-            }
-        }
+        let accepted = self.accept(request.into_inner())?;
         Ok(tonic::Response::new(pb::DeliverReply { accepted }))
     }
 
