@@ -6,6 +6,7 @@
 //! outcome instead of committing twice, and the new leader goes on.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -301,6 +302,77 @@ async fn serializable_scans_refuse_phantoms_on_the_leader() {
     }
     let (first, second) = &outcomes[1];
     assert!(first.is_ok() && second.is_ok(), "snapshot isolation allows it: {outcomes:?}");
+    for (_, shard) in shards {
+        Arc::into_inner(shard).unwrap().stop().await;
+    }
+}
+
+/// A read at a timestamp above the newest applied commit waits out the
+/// proposals in flight at or below it: each read at `ts`, taken while
+/// writers commit, sees for every writer exactly its last commit at or
+/// below `ts`, never an older one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_travel_reads_wait_for_commits_in_flight_below_them() {
+    const WRITERS: u64 = 4;
+    let root = tempfile::tempdir().unwrap();
+    let (shards, _) = start(root.path()).await;
+    let first = leader(&shards).await;
+    let shard = shards[&first].clone();
+    let store = Store::with_shard(
+        shard.clone(),
+        Arc::new(Hlc::system_volatile(500)),
+        TxnOptions::default(),
+    );
+    let (commits, reads) = tokio::task::spawn_blocking(move || {
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let progress: Vec<AtomicU64> = (0..WRITERS).map(|_| AtomicU64::new(0)).collect();
+        std::thread::scope(|s| {
+            let writers: Vec<_> = (0..WRITERS)
+                .map(|w| {
+                    let (store, stop, done) = (store.clone(), &stop, &progress[w as usize]);
+                    s.spawn(move || {
+                        let mut commits = Vec::new();
+                        for n in 1u64.. {
+                            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                                break;
+                            }
+                            let mut txn = store.begin();
+                            txn.put(&key(w), &n.to_le_bytes()).unwrap();
+                            commits.push((txn.commit().unwrap(), n));
+                            done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        commits
+                    })
+                })
+                .collect();
+            // Read while every writer commits, until each has made 30.
+            let mut reads = Vec::new();
+            while progress.iter().any(|p| p.load(std::sync::atomic::Ordering::Relaxed) < 30) {
+                let ts = shard.hlc().now().unwrap();
+                let mut txn = store.begin_at(ts).unwrap();
+                let seen: Vec<u64> = (0..WRITERS)
+                    .map(|w| {
+                        let v = txn.get(&key(w)).unwrap();
+                        v.map_or(0, |v| u64::from_le_bytes(v.try_into().unwrap()))
+                    })
+                    .collect();
+                reads.push((ts, seen));
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let commits: Vec<Vec<(u64, u64)>> =
+                writers.into_iter().map(|w| w.join().unwrap()).collect();
+            (commits, reads)
+        })
+    })
+    .await
+    .unwrap();
+    assert!(reads.len() > 10, "only {} reads", reads.len());
+    for (ts, seen) in &reads {
+        for (w, mine) in commits.iter().enumerate() {
+            let expected = mine.iter().take_while(|(at, _)| at <= ts).last().map_or(0, |c| c.1);
+            assert_eq!(seen[w], expected, "writer {w} at {ts}");
+        }
+    }
     for (_, shard) in shards {
         Arc::into_inner(shard).unwrap().stop().await;
     }

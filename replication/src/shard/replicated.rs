@@ -11,7 +11,8 @@
 //!    so every entry that committed before is in the engine. A follower
 //!    answers [`ShardError::NotLeader`] naming the leader.
 //! 2. If the command id was applied before, its first answer is returned
-//!    (a retry through a leader change never commits twice).
+//!    (a retry through a leader change never commits twice). A commit
+//!    through the `Shard` trait has a fresh id and skips this look.
 //! 3. Under the sequencer lock: if the id is in flight here, answer
 //!    `Ambiguous` (a retry must not validate against its own first attempt);
 //!    otherwise validate against the engine and the
@@ -53,6 +54,11 @@
 //! Taking a checkpoint flushes the memtable on the driver thread (the only
 //! writer of the engine, so the checkpoint is exactly the applied state);
 //! the shard machine's lock is not held meanwhile.
+//!
+//! The driver applies under the shard machine's lock, and publishes the
+//! newest applied commit timestamp in an atomic after each apply: every
+//! transaction start and commit reads it, and taking the lock for that
+//! made 64 committers queue on the lock the driver applies under.
 //!
 //! # Errors through the `Shard` trait
 //!
@@ -333,17 +339,32 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The node's [`StateMachine`]: the shard machine behind a lock the shard shares.
-struct Applier(Machine);
+/// The node's [`StateMachine`]: the shard machine behind a lock the shard
+/// shares, and its newest applied commit timestamp published beside it, so
+/// that the shard's callers read it without taking the lock the driver
+/// applies under (every transaction start and commit reads it).
+struct Applier {
+    machine: Machine,
+    last_ts: Arc<AtomicU64>,
+}
+
+impl Applier {
+    fn publish(&self, machine: &ShardMachine<DbVersions>) {
+        self.last_ts.store(machine.last_ts(), Ordering::Release);
+    }
+}
 
 impl StateMachine for Applier {
     fn apply(&mut self, index: Index, command: &[u8]) -> Result<Vec<u8>, String> {
-        Ok(lock(&self.0).apply(index, command)?.encode().to_vec())
+        let mut machine = lock(&self.machine);
+        let answer = machine.apply(index, command)?;
+        self.publish(&machine);
+        Ok(answer.encode().to_vec())
     }
 
     /// Every query answers the newest applied commit timestamp.
     fn query(&self, _query: &[u8]) -> Vec<u8> {
-        lock(&self.0).last_ts().to_le_bytes().to_vec()
+        self.last_ts.load(Ordering::Acquire).to_le_bytes().to_vec()
     }
 
     /// An engine checkpoint into `dir`, and the machine's metadata (module
@@ -351,7 +372,7 @@ impl StateMachine for Applier {
     /// checkpoint holds exactly what the metadata says is applied.
     fn snapshot(&self, dir: &Path) -> Result<Vec<u8>, String> {
         let (meta, versions) = {
-            let machine = lock(&self.0);
+            let machine = lock(&self.machine);
             (machine.snapshot_meta(), machine.versions().clone())
         };
         versions.checkpoint(dir)?;
@@ -360,12 +381,14 @@ impl StateMachine for Applier {
 
     /// From a checkpoint (or an inline snapshot stored by an older version).
     fn restore(&mut self, data: &[u8], dir: &Path) -> Result<(), String> {
-        let mut machine = lock(&self.0);
-        if ShardMachine::<DbVersions>::is_checkpoint_meta(data) {
+        let mut machine = lock(&self.machine);
+        let restored = if ShardMachine::<DbVersions>::is_checkpoint_meta(data) {
             machine.restore_with(data, |versions| versions.restore_checkpoint(dir))
         } else {
             machine.restore(data)
-        }
+        };
+        self.publish(&machine);
+        restored
     }
 }
 
@@ -376,10 +399,17 @@ pub struct ReplicatedShard {
     node: Node,
     peers: std::collections::BTreeMap<NodeId, String>,
     machine: Machine,
+    /// The machine's newest applied commit timestamp (see [`Applier`]).
+    last_ts: Arc<AtomicU64>,
     engine: Arc<Engine>,
     hlc: Arc<Hlc>,
     sequencer: Mutex<Sequencer>,
+    /// Signalled when a commit is answered, for [`Self::readable_at`]
+    /// waiting out proposals below its timestamp; `cover_waiters` counts
+    /// them (changed under the sequencer's lock), so that commits signal
+    /// only when someone waits.
     answered: Condvar,
+    cover_waiters: AtomicU64,
     next_seq: AtomicU64,
     client: u64,
     validations: AtomicU64,
@@ -409,9 +439,9 @@ impl ReplicatedShard {
         let machine: Machine = Arc::new(Mutex::new(ShardMachine::new(DbVersions(engine.clone()))));
         let peers = config.peers.clone();
         let id = config.id;
-        let node = Node::start(config, Applier(machine.clone()), listener)
-            .await
-            .map_err(ShardError::Raft)?;
+        let last_ts = Arc::new(AtomicU64::new(0));
+        let applier = Applier { machine: machine.clone(), last_ts: last_ts.clone() };
+        let node = Node::start(config, applier, listener).await.map_err(ShardError::Raft)?;
         // Command ids: this node's id and the start time, so ids from two
         // incarnations of a node never collide.
         let nanos = std::time::SystemTime::now()
@@ -421,10 +451,12 @@ impl ReplicatedShard {
             node,
             peers,
             machine,
+            last_ts,
             engine,
             hlc,
             sequencer: Mutex::new(Sequencer::default()),
             answered: Condvar::new(),
+            cover_waiters: AtomicU64::new(0),
             next_seq: AtomicU64::new(nanos),
             client: id,
             validations: AtomicU64::new(0),
@@ -474,7 +506,11 @@ impl ReplicatedShard {
     /// This replica's newest applied commit timestamp, without a leader
     /// round (not linearizable: for tests and monitoring).
     pub fn local_last_ts(&self) -> Timestamp {
-        lock(&self.machine).last_ts()
+        self.last_applied_ts()
+    }
+
+    fn last_applied_ts(&self) -> Timestamp {
+        self.last_ts.load(Ordering::Acquire)
     }
 
     /// `key` at `ts` in this replica's engine, without a leader round (not
@@ -489,7 +525,7 @@ impl ReplicatedShard {
     /// ([`Node::holds_lease`]); otherwise through the driver.
     pub fn leader_round(&self) -> Result<Timestamp, ShardError> {
         if self.node.holds_lease() {
-            return Ok(lock(&self.machine).last_ts());
+            return Ok(self.last_applied_ts());
         }
         let read = self.node.submit_read(Vec::new()).map_err(|e| self.raft_error(e))?;
         let bytes = block_on(read).map_err(|e| self.raft_error(e))?;
@@ -510,10 +546,20 @@ impl ReplicatedShard {
         if let Some(answer) = lock(&self.machine).outcome(id) {
             return answer_to_result(answer);
         }
+        self.validate_and_propose(id, request)
+    }
+
+    /// The rest of a commit, once the leader round is done and `id` is
+    /// known to have no outcome yet (a retry's first attempt may have one).
+    fn validate_and_propose(
+        &self,
+        id: CommandId,
+        request: &CommitRequest,
+    ) -> Result<Timestamp, ShardError> {
         let (ts, pending) = {
             let mut sequencer = lock(&self.sequencer);
             let started = Instant::now();
-            let last_applied = lock(&self.machine).last_ts();
+            let last_applied = self.last_applied_ts();
             let versions = DbVersions(self.engine.clone());
             let now = self.hlc.now()?;
             if sequencer.is_in_flight(id) {
@@ -542,7 +588,9 @@ impl ReplicatedShard {
         };
         let answer = block_on(pending);
         lock(&self.sequencer).finish(ts);
-        self.answered.notify_all();
+        if self.cover_waiters.load(Ordering::SeqCst) > 0 {
+            self.answered.notify_all();
+        }
         match answer {
             Ok(bytes) => match Answer::decode(&bytes) {
                 Some(answer) => answer_to_result(answer),
@@ -567,7 +615,7 @@ impl ReplicatedShard {
                 return Err(self.raft_error(Error::NotLeader { leader: raft.leader }));
             }
         }
-        if ts <= lock(&self.machine).last_ts() {
+        if ts <= self.last_applied_ts() {
             return Ok(());
         }
         let last = self.leader_round()?;
@@ -575,9 +623,13 @@ impl ReplicatedShard {
             return Ok(());
         }
         let mut sequencer = lock(&self.sequencer);
+        // Counted under the lock, before the first look: a commit answered
+        // after that look sees the count when it signals (field doc).
+        self.cover_waiters.fetch_add(1, Ordering::SeqCst);
         while sequencer.cover(ts) {
             sequencer = self.answered.wait(sequencer).unwrap_or_else(|p| p.into_inner());
         }
+        self.cover_waiters.fetch_sub(1, Ordering::SeqCst);
         Ok(())
     }
 }
@@ -599,7 +651,7 @@ impl Shard for ReplicatedShard {
     /// that cannot lead right now, its own newest applied one (a consistent
     /// but possibly old snapshot: its reads then fail with `NotLeader`).
     fn snapshot_ts(&self) -> Timestamp {
-        self.leader_round().unwrap_or_else(|_| lock(&self.machine).last_ts())
+        self.leader_round().unwrap_or_else(|_| self.last_applied_ts())
     }
 
     fn snapshot_at(&self, ts: Timestamp) -> strata_txn::Result<()> {
@@ -621,8 +673,10 @@ impl Shard for ReplicatedShard {
         Ok(Box::new(scan.map(|r| r.map_err(strata_txn::Error::from))))
     }
 
+    /// A fresh id has no outcome to look up: straight to validation.
     fn commit(&self, request: &CommitRequest) -> strata_txn::Result<Timestamp> {
-        self.commit_with_id(self.next_id(), request).map_err(ShardError::into_txn)
+        self.leader_round().map_err(ShardError::into_txn)?;
+        self.validate_and_propose(self.next_id(), request).map_err(ShardError::into_txn)
     }
 
     fn prepare(&self, _txn_id: u64, _request: &CommitRequest) -> strata_txn::Result<Timestamp> {
@@ -639,7 +693,7 @@ impl Shard for ReplicatedShard {
 
     fn set_horizons(&self, oldest_active: Timestamp, gc_watermark: Timestamp) {
         assert!(gc_watermark <= oldest_active, "GC watermark above a live snapshot");
-        let applied = lock(&self.machine).last_ts();
+        let applied = self.last_applied_ts();
         self.engine.db().set_gc_watermark(gc_watermark.min(applied));
     }
 
