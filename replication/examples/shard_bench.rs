@@ -11,7 +11,8 @@
 //! driver and shard machine without followers, which isolates what the
 //! two followers cost.
 //! The replicas tick every 50 ms (the `NodeConfig` default), or every
-//! `TICK_MS` milliseconds from the environment. Each line ends with the
+//! `TICK_MS` milliseconds from the environment, and take a snapshot every
+//! `NodeConfig::snapshot_every` entries, or every `SNAPSHOT_EVERY`. Each line ends with the
 //! number of failed operations and the first failure's message; after the
 //! replicated runs each node's role, term and transport counters go to
 //! stderr.
@@ -163,6 +164,9 @@ async fn replicated(
         config.tick = Duration::from_millis(
             std::env::var("TICK_MS").ok().and_then(|s| s.parse().ok()).unwrap_or(50),
         );
+        if let Some(n) = std::env::var("SNAPSHOT_EVERY").ok().and_then(|s| s.parse().ok()) {
+            config.snapshot_every = n;
+        }
         let hlc = Arc::new(Hlc::system_volatile(500));
         let shard =
             ReplicatedShard::start(config, strata_lsm::Options::default(), hlc, listener).await;

@@ -232,3 +232,50 @@ async fn the_transport_refuses_malformed_and_misaddressed_messages() {
     assert_eq!(node.status().raft.protocol_violations, 0);
     node.stop().await;
 }
+
+/// A peer that fails every stream as soon as it opens (here: a node that
+/// refuses the messages, addressed to another id) is reconnected to with
+/// backoff, not once per batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_fails_every_stream_is_retried_with_backoff() {
+    use std::sync::Arc;
+    use strata_replication::transport::{Outbox, TransportConfig, TransportStats};
+    use strata_replication::{Body, Message};
+
+    let root = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let addrs = BTreeMap::from([(1, addr.clone()), (2, "127.0.0.1:1".to_string())]);
+    let node =
+        Node::start(config(1, &addrs, root.path()), Journal::default(), listener).await.unwrap();
+    // The sender believes node 1 listens as node 7.
+    let transport = TransportConfig {
+        reconnect_min: Duration::from_millis(10),
+        reconnect_max: Duration::from_millis(400),
+        ..TransportConfig::default()
+    };
+    let stats = Arc::new(TransportStats::default());
+    let outbox = Outbox::start(
+        &tokio::runtime::Handle::current(),
+        &BTreeMap::from([(7, addr)]),
+        &transport,
+        stats.clone(),
+    );
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(600) {
+        outbox.send(&Message {
+            from: 2,
+            to: 7,
+            term: 1,
+            body: Body::Heartbeat { commit: 0, round: 1 },
+        });
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let connects = TransportStats::get(&stats.connects);
+    let refused = TransportStats::get(&node.transport_stats().rejected_calls);
+    assert!(refused >= 2, "the node refused {refused} calls");
+    // 10 + 20 + 40 + ... ms of backoff in 600 ms: at most 7 connects.
+    assert!(connects <= 8, "{connects} connects in 600 ms");
+    assert!(node.status().failed.is_none());
+    node.stop().await;
+}

@@ -15,8 +15,9 @@
 //!   own cost a request, a response and a round trip before the next batch
 //!   could leave. At most [`STREAM_BATCHES`] batches wait for the
 //!   connection. When the call fails, its batches are lost and the task
-//!   reconnects with exponential backoff, discarding what queued up while
-//!   the peer was unreachable (stale by then). HTTP/2 keep-alive pings,
+//!   reconnects, with exponential backoff while connecting fails or calls
+//!   fail as soon as they open, discarding what queued up while the peer
+//!   was unreachable (stale by then). HTTP/2 keep-alive pings,
 //!   answered within `rpc_timeout`, find a peer that stopped answering. A single message larger than `max_message_bytes` is dropped
 //!   and counted (a snapshot's files do not travel in messages: see
 //!   below; only an inline snapshot of a state machine that writes no
@@ -344,26 +345,14 @@ async fn run_peer(
     let mut backoff = config.reconnect_min;
     let mut carry: Option<pb::RaftMessage> = None;
     loop {
-        let channel = match endpoint.connect().await {
-            Ok(channel) => channel,
-            Err(_) => {
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(config.reconnect_max);
-                // What queued up meanwhile is stale: drop it.
-                let mut dropped = u64::from(carry.take().is_some());
-                loop {
-                    match rx.try_recv() {
-                        Ok(_) => dropped += 1,
-                        Err(mpsc::error::TryRecvError::Empty) => break,
-                        Err(mpsc::error::TryRecvError::Disconnected) => return,
-                    }
-                }
-                bump(&stats.dropped_unreachable, dropped);
-                continue;
+        let Ok(channel) = endpoint.connect().await else {
+            if !pause(&mut backoff, &config, &mut rx, &mut carry, &stats).await {
+                return;
             }
+            continue;
         };
         bump(&stats.connects, 1);
-        backoff = config.reconnect_min;
+        let opened = tokio::time::Instant::now();
         let mut client = RaftTransportClient::new(channel)
             .max_encoding_message_size(config.max_message_bytes)
             .max_decoding_message_size(config.max_message_bytes);
@@ -409,11 +398,43 @@ async fn run_peer(
                 },
                 _ = &mut call => {
                     bump(&stats.dropped_unreachable, n);
-                    break; // reconnect
+                    break;
                 }
             }
         }
+        // The call failed. One that lived reconnects at once; one that
+        // failed soon after it opened (a peer that refuses the stream)
+        // backs off like a failed connect, not to spin.
+        if opened.elapsed() >= config.reconnect_max {
+            backoff = config.reconnect_min;
+        } else if !pause(&mut backoff, &config, &mut rx, &mut carry, &stats).await {
+            return;
+        }
     }
+}
+
+/// Waits out `backoff` (doubling it, up to `reconnect_max`) before a
+/// reconnect, then drops what queued up meanwhile: stale by then. Returns
+/// `false` when the node stopped.
+async fn pause(
+    backoff: &mut Duration,
+    config: &TransportConfig,
+    rx: &mut mpsc::Receiver<pb::RaftMessage>,
+    carry: &mut Option<pb::RaftMessage>,
+    stats: &TransportStats,
+) -> bool {
+    tokio::time::sleep(*backoff).await;
+    *backoff = (*backoff * 2).min(config.reconnect_max);
+    let mut dropped = u64::from(carry.take().is_some());
+    let stopped = loop {
+        match rx.try_recv() {
+            Ok(_) => dropped += 1,
+            Err(mpsc::error::TryRecvError::Empty) => break false,
+            Err(mpsc::error::TryRecvError::Disconnected) => break true,
+        }
+    };
+    bump(&stats.dropped_unreachable, dropped);
+    !stopped
 }
 
 /// Fetches the files of snapshot `index`@`term` from the node at `addr`
