@@ -17,6 +17,10 @@
 //! replicated runs each node's role, term and transport counters go to
 //! stderr.
 //!
+//! Each line gives the process's CPU time per operation (all nodes and
+//! clients share the process), less noisy than throughput on a shared
+//! machine.
+//!
 //! Commits: each client thread commits one-key write transactions (a random
 //! key of 100 000, 100-byte values) for SECONDS. Reads: each client runs
 //! read-only transactions of one `get` of a preloaded key. Both durable: the
@@ -45,6 +49,8 @@ struct Run {
     first_error: Option<String>,
     latencies_us: Vec<u64>,
     seconds: f64,
+    /// CPU time the whole process (every node, every client) used.
+    cpu_seconds: Option<f64>,
 }
 
 impl Run {
@@ -52,8 +58,11 @@ impl Run {
         let mut l = self.latencies_us.clone();
         l.sort_unstable();
         let pct = |p: f64| l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1)));
+        let cpu = self
+            .cpu_seconds
+            .map_or("-".into(), |c| format!("{:.1}", c * 1e6 / self.ops.max(1) as f64));
         format!(
-            "{what:<28} clients {clients:>3}: {:>9.0} ops/s  p50 {:>6} us  p99 {:>6} us  ({} failed{})",
+            "{what:<28} clients {clients:>3}: {:>9.0} ops/s  p50 {:>6} us  p99 {:>6} us  cpu {cpu:>5} us/op  ({} failed{})",
             self.ops as f64 / self.seconds,
             pct(0.5).copied().unwrap_or(0),
             pct(0.99).copied().unwrap_or(0),
@@ -63,10 +72,23 @@ impl Run {
     }
 }
 
+/// CPU seconds (user and system) this process has used, from
+/// `/proc/self/stat` (Linux; clock ticks of 10 ms), if readable.
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
 /// Runs `op` from `clients` threads for `seconds`.
 fn drive(clients: usize, seconds: f64, op: impl Fn(u64) -> Result<(), String> + Sync) -> Run {
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let started = Instant::now();
+    let cpu_before = process_cpu_seconds();
     type Outcome = (u64, u64, Vec<u64>, Option<String>);
     let results: Vec<Outcome> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..clients)
@@ -98,7 +120,15 @@ fn drive(clients: usize, seconds: f64, op: impl Fn(u64) -> Result<(), String> + 
         handles.into_iter().map(|h| h.join().expect("client thread")).collect()
     });
     let seconds = started.elapsed().as_secs_f64();
-    let mut run = Run { ops: 0, failed: 0, first_error: None, latencies_us: Vec::new(), seconds };
+    let cpu_seconds = process_cpu_seconds().zip(cpu_before).map(|(after, before)| after - before);
+    let mut run = Run {
+        ops: 0,
+        failed: 0,
+        first_error: None,
+        latencies_us: Vec::new(),
+        seconds,
+        cpu_seconds,
+    };
     for (ok, failed, lat, first) in results {
         run.ops += ok;
         run.failed += failed;

@@ -377,3 +377,43 @@ async fn time_travel_reads_wait_for_commits_in_flight_below_them() {
         Arc::into_inner(shard).unwrap().stop().await;
     }
 }
+
+/// First committer wins on the leader when the first commit is applied
+/// and answered before the second validates (so only the applied state,
+/// not the proposals in flight, can tell). In round 0 the engine answers
+/// (the index of recent writes starts knowing nothing, and its horizon
+/// lands just below the first commit it records, above the snapshot of
+/// 0); in the later rounds the index does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_after_the_snapshot_fails_the_second_committer() {
+    let root = tempfile::tempdir().unwrap();
+    let (shards, _) = start(root.path()).await;
+    let first = leader(&shards).await;
+    let store = Store::with_shard(
+        shards[&first].clone(),
+        Arc::new(Hlc::system_volatile(500)),
+        TxnOptions::default(),
+    );
+    tokio::task::spawn_blocking(move || {
+        for round in 0..3u8 {
+            let k = format!("fcw-{round}").into_bytes();
+            let mut a = store.begin();
+            let mut b = store.begin();
+            a.put(&k, b"a").unwrap();
+            a.commit().unwrap();
+            b.put(&k, b"b").unwrap();
+            let e = b.commit().unwrap_err();
+            assert!(e.is_retryable(), "{e}");
+            assert!(e.to_string().contains("write-write conflict"), "{e}");
+            // A key nobody else wrote commits.
+            let mut c = store.begin();
+            c.put(format!("other-{round}").as_bytes(), b"c").unwrap();
+            c.commit().unwrap();
+        }
+    })
+    .await
+    .unwrap();
+    for (_, shard) in shards {
+        Arc::into_inner(shard).unwrap().stop().await;
+    }
+}

@@ -66,6 +66,14 @@ pub trait Versions {
     /// Timestamp of the newest version of `key`, tombstones included (see
     /// the module doc for keys below the floor).
     fn latest(&self, key: &[u8]) -> Result<Option<Timestamp>, String>;
+    /// What validation of a transaction whose snapshot is `start_ts` needs
+    /// to know of `key`: a timestamp above `start_ts` exactly when `key`
+    /// has a version (or the floor) above it. [`Versions::latest`] is one
+    /// such answer; a store may answer more cheaply for young snapshots.
+    fn newest_since(&self, key: &[u8], start_ts: Timestamp) -> Result<Option<Timestamp>, String> {
+        let _ = start_ts;
+        self.latest(key)
+    }
     /// A key in `range` whose newest version, tombstones included, is newer
     /// than `ts`, with that version's timestamp (SERIALIZABLE phantom
     /// validation). Below the floor the answer is conservative: the floor

@@ -6,6 +6,8 @@
 //!   versioned store ([`machine::Versions`]: the engine, or memory in the
 //!   simulator). Deterministic; deduplicates by command id.
 //! - [`sequencer`]: the leader's validation and commit timestamps, pure.
+//! - [`recent`]: the keys of the most recent commits a replica applied,
+//!   which the leader validates young transactions against in memory.
 //! - [`replicated`]: [`ReplicatedShard`], the three above on a real
 //!   [`crate::Node`] with a `strata_lsm::Db` per replica.
 //! - [`forward`]: [`ClusterShard`], what a node's SQL front end runs on:
@@ -17,6 +19,7 @@
 pub mod command;
 pub mod forward;
 pub mod machine;
+pub mod recent;
 pub mod replicated;
 pub mod sequencer;
 

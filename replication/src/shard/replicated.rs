@@ -86,6 +86,7 @@ use crate::node::{Node, NodeConfig, StateMachine};
 use crate::raft::Role;
 use crate::shard::command::{Answer, CommandId, ShardCommand, Write};
 use crate::shard::machine::{Row, ShardMachine, Versions};
+use crate::shard::recent::{RECENT_WRITES, RecentWrites};
 use crate::shard::sequencer::Sequencer;
 use crate::types::{Index, NodeId};
 
@@ -218,16 +219,48 @@ impl Engine {
     }
 }
 
-/// [`Versions`] over the replica's engine.
+/// [`Versions`] over the replica's engine, and the index of the keys the
+/// most recent commits wrote ([`RecentWrites`]), kept on every replica as it
+/// applies; the leader validates young transactions against the index
+/// instead of reading the engine for every written key.
 #[derive(Debug, Clone)]
-struct DbVersions(Arc<Engine>);
+struct DbVersions {
+    engine: Arc<Engine>,
+    recent: Arc<RwLock<RecentWrites>>,
+}
+
+impl DbVersions {
+    fn new(engine: Arc<Engine>) -> DbVersions {
+        DbVersions { engine, recent: Arc::new(RwLock::new(RecentWrites::new(RECENT_WRITES))) }
+    }
+
+    fn db(&self) -> Arc<Db> {
+        self.engine.db()
+    }
+
+    fn forget_recent(&self) {
+        self.recent.write().unwrap_or_else(|p| p.into_inner()).reset();
+    }
+}
 
 impl Versions for DbVersions {
     fn latest(&self, key: &[u8]) -> Result<Option<Timestamp>, String> {
-        let db = self.0.db();
+        let db = self.db();
         let floor = db.gc_watermark();
         let newest = db.get_version(key, MAX_TS).map_err(|e| e.to_string())?.map(|(ts, _)| ts);
         Ok(newest.or((floor > 0).then_some(floor)))
+    }
+
+    /// From the recent-writes index when it covers `start_ts` (and the
+    /// snapshot is not below the GC floor, which `latest` reports as a
+    /// version); from the engine otherwise.
+    fn newest_since(&self, key: &[u8], start_ts: Timestamp) -> Result<Option<Timestamp>, String> {
+        let known =
+            self.recent.read().unwrap_or_else(|p| p.into_inner()).newest_since(key, start_ts);
+        match known {
+            Some(newest) if start_ts >= self.db().gc_watermark() => Ok(newest),
+            _ => self.latest(key),
+        }
     }
 
     /// Every version in the range, tombstones included
@@ -239,7 +272,7 @@ impl Versions for DbVersions {
         range: &KeyRange,
         ts: Timestamp,
     ) -> Result<Option<(Vec<u8>, Timestamp)>, String> {
-        let db = self.0.db();
+        let db = self.db();
         let floor = db.gc_watermark();
         if floor > ts {
             return Ok(Some((Vec::new(), floor)));
@@ -249,7 +282,7 @@ impl Versions for DbVersions {
     }
 
     fn get(&self, key: &[u8], ts: Timestamp) -> Result<Option<Vec<u8>>, String> {
-        self.0.db().get(key, ts).map_err(|e| e.to_string())
+        self.db().get(key, ts).map_err(|e| e.to_string())
     }
 
     fn write(&mut self, ts: Timestamp, writes: &[Write]) -> Result<(), String> {
@@ -261,11 +294,16 @@ impl Versions for DbVersions {
             };
         }
         // The Raft log is the durable record (module doc).
-        self.0.db().write(&batch, Durability::Unlogged).map_err(|e| e.to_string())
+        self.db().write(&batch, Durability::Unlogged).map_err(|e| e.to_string())?;
+        // After the engine write: until here the commit is in the
+        // sequencer's in-flight set on a leader, which validation checks too.
+        let mut recent = self.recent.write().unwrap_or_else(|p| p.into_inner());
+        recent.record(ts, writes.iter().map(|(key, _)| key.as_slice()));
+        Ok(())
     }
 
     fn dump(&self) -> Result<Vec<Row>, String> {
-        let db = self.0.db();
+        let db = self.db();
         let mut rows = Vec::new();
         for row in db.scan(KeyRange::all(), MAX_TS, false).map_err(|e| e.to_string())? {
             let (key, value) = row.map_err(|e| e.to_string())?;
@@ -276,7 +314,8 @@ impl Versions for DbVersions {
     }
 
     fn reset(&mut self, rows: Vec<Row>, floor: Timestamp) -> Result<(), String> {
-        self.0.replace(|dir, options| {
+        self.forget_recent();
+        self.engine.replace(|dir, options| {
             let db = Db::open(dir, options).map_err(|e| e.to_string())?;
             let mut batch = WriteBatch::new();
             for (key, ts, value) in &rows {
@@ -294,13 +333,14 @@ impl Versions for DbVersions {
 impl DbVersions {
     /// Writes an engine checkpoint into `dir` (module doc).
     fn checkpoint(&self, dir: &Path) -> Result<(), String> {
-        self.0.db().checkpoint(dir).map(|_| ()).map_err(|e| format!("checkpoint: {e}"))
+        self.db().checkpoint(dir).map(|_| ()).map_err(|e| format!("checkpoint: {e}"))
     }
 
     /// Replaces the engine with one opened from a clone of the checkpoint
     /// in `dir`, which is left untouched.
     fn restore_checkpoint(&mut self, dir: &Path) -> Result<(), String> {
-        self.0.replace(|generation, options| {
+        self.forget_recent();
+        self.engine.replace(|generation, options| {
             strata_lsm::clone_checkpoint(dir, generation)
                 .map_err(|e| format!("restore checkpoint {}: {e}", dir.display()))?;
             Db::open(generation, options).map_err(|e| format!("open restored checkpoint: {e}"))
@@ -399,6 +439,8 @@ pub struct ReplicatedShard {
     node: Node,
     peers: std::collections::BTreeMap<NodeId, String>,
     machine: Machine,
+    /// The machine's store, shared, for the leader's validation.
+    versions: DbVersions,
     /// The machine's newest applied commit timestamp (see [`Applier`]).
     last_ts: Arc<AtomicU64>,
     engine: Arc<Engine>,
@@ -436,7 +478,8 @@ impl ReplicatedShard {
             Engine::open(&config.dir.join("engine"), engine)
                 .map_err(|e| ShardError::Raft(Error::Io(e)))?,
         );
-        let machine: Machine = Arc::new(Mutex::new(ShardMachine::new(DbVersions(engine.clone()))));
+        let versions = DbVersions::new(engine.clone());
+        let machine: Machine = Arc::new(Mutex::new(ShardMachine::new(versions.clone())));
         let peers = config.peers.clone();
         let id = config.id;
         let last_ts = Arc::new(AtomicU64::new(0));
@@ -451,6 +494,7 @@ impl ReplicatedShard {
             node,
             peers,
             machine,
+            versions,
             last_ts,
             engine,
             hlc,
@@ -560,7 +604,7 @@ impl ReplicatedShard {
             let mut sequencer = lock(&self.sequencer);
             let started = Instant::now();
             let last_applied = self.last_applied_ts();
-            let versions = DbVersions(self.engine.clone());
+            let versions = &self.versions;
             let now = self.hlc.now()?;
             if sequencer.is_in_flight(id) {
                 return Err(ShardError::Ambiguous {
@@ -568,7 +612,7 @@ impl ReplicatedShard {
                     reason: "a commit with this id is in flight".into(),
                 });
             }
-            let assigned = sequencer.validate_and_assign(id, request, &versions, last_applied, now);
+            let assigned = sequencer.validate_and_assign(id, request, versions, last_applied, now);
             self.validations.fetch_add(1, Ordering::Relaxed);
             self.validation_nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
             let ts = assigned?;

@@ -66,7 +66,7 @@ impl Sequencer {
         }
         let start_ts = request.start_ts;
         let check = |key: &[u8], kind: ConflictKind| -> Result<(), Error> {
-            let applied = versions.latest(key).map_err(Error::Corruption)?;
+            let applied = versions.newest_since(key, start_ts).map_err(Error::Corruption)?;
             let newest = applied.max(self.inflight.get(key).copied());
             match newest {
                 Some(committed_ts) if committed_ts > start_ts => {
