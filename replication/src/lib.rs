@@ -58,12 +58,14 @@
 //! - **Replication**: proposals queued between two `Ready`s go out
 //!   together (one `Append` per follower, one log write and sync: group
 //!   commit), and so do the acknowledgements handled between them (the
-//!   commit index they move rides on that `Append`); batches of at most `max_append_entries`, pipelined in
-//!   the replicate state with at most `max_inflight_entries` unacknowledged
-//!   per follower; a leader's appends may leave before its own fsync, and
-//!   committed entries are applied before the fsync of newer ones (thesis
-//!   §10.2.1; `raft`'s module doc states what makes both safe); rejections carry a hint (index and term) so the leader
-//!   skips a whole term per round trip (etcd's optimisation). A stalled
+//!   commit index they move rides on that `Append`); batches of at most
+//!   `max_append_entries`, pipelined in the replicate state with at most
+//!   `max_inflight_entries` unacknowledged per follower; a leader's
+//!   appends may leave before its own fsync, and committed entries are
+//!   applied before the fsync of newer ones (thesis §10.2.1; `raft`'s
+//!   module doc states what makes both safe); rejections carry a hint
+//!   (index and term) so the leader skips a whole term per round trip
+//!   (etcd's optimisation). A stalled
 //!   pipeline (no progress for two heartbeats while entries are outstanding)
 //!   falls back to probing. Only entries of the current term commit by
 //!   counting (Raft §5.4.2); a new leader appends an empty entry to get one.

@@ -239,7 +239,8 @@ pub struct Node {
     stopping: Arc<AtomicBool>,
     driver: Option<std::thread::JoinHandle<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
-    shutdown: Option<oneshot::Sender<()>>,
+    /// Set to `true` when the node stops (see `start`).
+    closing: tokio::sync::watch::Sender<bool>,
     shard: ShardSlot,
 }
 
@@ -292,6 +293,9 @@ impl Node {
         let (inputs, rx) = sync_channel(config.input_queue.max(1));
 
         let shard = ShardSlot::default();
+        // Set when the node stops: ends the server and the peers' streams
+        // into it, which never end on their own.
+        let (closing, closed) = tokio::sync::watch::channel(false);
         let service = transport::Service::new(
             config.id,
             Inbox(inputs.clone()),
@@ -299,15 +303,19 @@ impl Node {
             stats.clone(),
             shard.clone(),
             Some(config.dir.clone()),
+            closed.clone(),
         );
-        let (shutdown, signal) = oneshot::channel::<()>();
         let incoming =
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        let keepalive = Some(config.transport.rpc_timeout);
         let server = runtime.spawn(async move {
+            let mut closed = closed;
             let _ = tonic::transport::Server::builder()
+                .http2_keepalive_interval(keepalive)
+                .http2_keepalive_timeout(keepalive)
                 .add_service(service)
-                .serve_with_incoming_shutdown(incoming, async {
-                    let _ = signal.await;
+                .serve_with_incoming_shutdown(incoming, async move {
+                    let _ = closed.wait_for(|c| *c).await;
                 })
                 .await;
         });
@@ -356,7 +364,7 @@ impl Node {
             stopping,
             driver: Some(thread),
             server: Some(server),
-            shutdown: Some(shutdown),
+            closing,
             shard,
         })
     }
@@ -447,9 +455,7 @@ impl Node {
         if let Some(thread) = self.driver.take() {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
+        self.closing.send_replace(true);
         if let Some(server) = self.server.take() {
             let abort = server.abort_handle();
             if tokio::time::timeout(Duration::from_secs(2), server).await.is_err() {
@@ -462,9 +468,7 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         self.stopping.store(true, Ordering::SeqCst);
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
+        self.closing.send_replace(true);
     }
 }
 

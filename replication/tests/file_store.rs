@@ -152,10 +152,9 @@ fn matches_the_in_memory_model() {
     }
 }
 
-/// Appends `n` batches of two entries, syncing each, and returns the
-/// length of the last segment after each one.
-/// Writes `n` synced batches; returns where the records of the last
-/// segment end after each (zeros follow them in the file).
+/// Appends `n` batches of two entries, syncing each; returns where the
+/// records of the last segment end after each (zeros follow them in the
+/// file).
 fn write_batches(store: &mut FileStore, dir: &Path, n: u64) -> Vec<u64> {
     let mut lens = Vec::new();
     for b in 0..n {
@@ -166,6 +165,18 @@ fn write_batches(store: &mut FileStore, dir: &Path, n: u64) -> Vec<u64> {
         lens.push(store.last_segment_len());
     }
     lens
+}
+
+/// Where the records of a segment end: after its 20-byte header, each
+/// record is a 12-byte header (payload length first) and its payload; an
+/// all-zero header is where the zeros begin.
+fn records_end(segment: &[u8]) -> usize {
+    let mut at = 20;
+    while at + 12 <= segment.len() && segment[at..at + 12].iter().any(|&b| b != 0) {
+        let len = u32::from_le_bytes(segment[at..at + 4].try_into().unwrap()) as usize;
+        at += 12 + len;
+    }
+    at
 }
 
 /// The zeros written ahead of the records are the end of the log, not a
@@ -182,6 +193,7 @@ fn zeros_after_the_records_end_the_log() {
     let file_len = fs::metadata(&seg).unwrap().len();
     assert!(file_len >= lens[3] + 1024, "{file_len} bytes for records ending at {}", lens[3]);
     assert!(fs::read(&seg).unwrap()[lens[3] as usize..].iter().all(|&b| b == 0));
+    assert_eq!(records_end(&fs::read(&seg).unwrap()), lens[3] as usize);
 
     let mut store = FileStore::open(dir.path(), FileStoreOptions::default(), &initial).unwrap();
     assert_eq!(store.load().unwrap().entries, entries(1, 8, 1));
@@ -208,7 +220,7 @@ fn zeros_after_the_records_end_the_log() {
     assert!(segs.len() > 2);
     for older in &segs[..segs.len() - 1] {
         let bytes = fs::read(older).unwrap();
-        assert!(bytes.len() < 1024, "{}: {} bytes", older.display(), bytes.len());
+        assert_eq!(records_end(&bytes), bytes.len(), "{} ends in zeros", older.display());
     }
     drop(store);
     let store = FileStore::open(dir.path(), small(), &initial).unwrap();

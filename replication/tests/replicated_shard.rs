@@ -338,8 +338,16 @@ async fn time_travel_reads_wait_for_commits_in_flight_below_them() {
                             }
                             let mut txn = store.begin();
                             txn.put(&key(w), &n.to_le_bytes()).unwrap();
-                            commits.push((txn.commit().unwrap(), n));
-                            done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            match txn.commit() {
+                                Ok(ts) => {
+                                    commits.push((ts, n));
+                                    done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                }
+                                // Refused before it was proposed (a lease
+                                // that lapsed on a loaded machine).
+                                Err(e) if e.is_retryable() => {}
+                                Err(e) => panic!("writer {w}: {e}"),
+                            }
                         }
                         commits
                     })
@@ -349,14 +357,19 @@ async fn time_travel_reads_wait_for_commits_in_flight_below_them() {
             let mut reads = Vec::new();
             while progress.iter().any(|p| p.load(std::sync::atomic::Ordering::Relaxed) < 30) {
                 let ts = shard.hlc().now().unwrap();
-                let mut txn = store.begin_at(ts).unwrap();
-                let seen: Vec<u64> = (0..WRITERS)
-                    .map(|w| {
-                        let v = txn.get(&key(w)).unwrap();
-                        v.map_or(0, |v| u64::from_le_bytes(v.try_into().unwrap()))
-                    })
-                    .collect();
-                reads.push((ts, seen));
+                let read = store.begin_at(ts).and_then(|mut txn| {
+                    (0..WRITERS)
+                        .map(|w| {
+                            let v = txn.get(&key(w))?;
+                            Ok(v.map_or(0, |v| u64::from_le_bytes(v.try_into().unwrap())))
+                        })
+                        .collect::<strata_txn::Result<Vec<u64>>>()
+                });
+                match read {
+                    Ok(seen) => reads.push((ts, seen)),
+                    Err(e) if e.is_retryable() => {}
+                    Err(e) => panic!("read at {ts}: {e}"),
+                }
             }
             stop.store(true, std::sync::atomic::Ordering::Relaxed);
             let commits: Vec<Vec<(u64, u64)>> =

@@ -46,6 +46,7 @@ use strata_lsm::KeyRange;
 use strata_txn::Timestamp;
 
 use crate::shard::command::{Answer, CommandId, Reader, ShardCommand, Write, put_bytes};
+use crate::shard::recent::{self, RecentWrites};
 use crate::types::Index;
 
 /// How many command outcomes every replica remembers for deduplication.
@@ -93,11 +94,28 @@ pub trait Versions {
     fn reset(&mut self, rows: Vec<Row>, floor: Timestamp) -> Result<(), String>;
 }
 
-/// Versions in memory: the simulator's store.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// How many recent writes the simulator's store remembers: few, so that
+/// its validation runs through both the index and its fallback, and
+/// through eviction raising the horizon.
+const SIM_RECENT_WRITES: usize = 8;
+
+/// Versions in memory: the simulator's store. It keeps the index of recent
+/// writes a real replica keeps ([`RecentWrites`]), with a fixed salt.
+#[derive(Clone, Debug)]
 pub struct MemVersions {
     keys: BTreeMap<Vec<u8>, BTreeMap<Timestamp, Option<Vec<u8>>>>,
     floor: Timestamp,
+    recent: RecentWrites,
+}
+
+impl Default for MemVersions {
+    fn default() -> MemVersions {
+        MemVersions {
+            keys: BTreeMap::new(),
+            floor: 0,
+            recent: RecentWrites::with_salt(SIM_RECENT_WRITES, 0),
+        }
+    }
 }
 
 impl MemVersions {
@@ -111,6 +129,10 @@ impl Versions for MemVersions {
     fn latest(&self, key: &[u8]) -> Result<Option<Timestamp>, String> {
         let newest = self.keys.get(key).and_then(|v| v.keys().next_back().copied());
         Ok(newest.or((self.floor > 0).then_some(self.floor)))
+    }
+
+    fn newest_since(&self, key: &[u8], start_ts: Timestamp) -> Result<Option<Timestamp>, String> {
+        recent::newest_since(&self.recent, key, start_ts, self.floor, || self.latest(key))
     }
 
     fn newer_in_range(
@@ -138,6 +160,7 @@ impl Versions for MemVersions {
         for (key, value) in writes {
             self.keys.entry(key.clone()).or_default().insert(ts, value.clone());
         }
+        self.recent.record(ts, writes.iter().map(|(key, _)| key.as_slice()));
         Ok(())
     }
 
@@ -153,6 +176,7 @@ impl Versions for MemVersions {
     }
 
     fn reset(&mut self, rows: Vec<Row>, floor: Timestamp) -> Result<(), String> {
+        self.recent.reset();
         self.keys.clear();
         for (k, ts, v) in rows {
             self.keys.entry(k).or_default().insert(ts, Some(v));

@@ -23,22 +23,24 @@
 //! and a transaction older than the last `capacity` writes is validated
 //! against the engine, as before.
 //!
-//! Keys are remembered by a 64-bit hash (with a per-process random key),
-//! so recording a write allocates nothing. Two keys with the same hash
+//! Keys are remembered by a 64-bit hash (SipHash of a per-index salt, random
+//! on real nodes and fixed in the simulator, which must replay exactly,
+//! then the key), so recording a write allocates nothing. Two keys with the same hash
 //! share one entry holding the newer of their timestamps: a collision can
 //! only report a conflict that is not there (a spurious serialization
 //! failure, retried), never miss one, and with `capacity` entries it
 //! happens for about one validation in `2^64 / capacity`.
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher, Hasher, RandomState};
 
 use strata_txn::Timestamp;
 
 /// How many recent writes a replica remembers by default.
 pub const RECENT_WRITES: usize = 1 << 16;
 
-#[derive(Debug)]
+/// The index (module doc).
+#[derive(Clone)]
 pub struct RecentWrites {
     /// Key hash -> newest recorded commit timestamp.
     newest: HashMap<u64, Timestamp, BuildHasherDefault<Prehashed>>,
@@ -47,7 +49,19 @@ pub struct RecentWrites {
     /// See the module invariants.
     horizon: Timestamp,
     capacity: usize,
-    hasher: RandomState,
+    /// Hashed ahead of every key.
+    salt: u64,
+}
+
+impl std::fmt::Debug for RecentWrites {
+    /// A summary: a real node's index holds tens of thousands of entries.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecentWrites")
+            .field("writes", &self.order.len())
+            .field("capacity", &self.capacity)
+            .field("horizon", &self.horizon)
+            .finish()
+    }
 }
 
 /// The map's keys are hashes already: use them as they are.
@@ -73,16 +87,29 @@ impl Hasher for Prehashed {
 
 impl RecentWrites {
     /// An index that knows nothing yet (module doc), remembering up to
-    /// `capacity` writes.
+    /// `capacity` writes, with a random salt.
     pub fn new(capacity: usize) -> RecentWrites {
+        RecentWrites::with_salt(capacity, RandomState::new().hash_one(0u64))
+    }
+
+    /// As [`RecentWrites::new`], with a fixed salt (deterministic: the
+    /// simulator).
+    pub fn with_salt(capacity: usize, salt: u64) -> RecentWrites {
         assert!(capacity > 0, "a recent-writes index needs room");
         RecentWrites {
             newest: HashMap::default(),
             order: VecDeque::new(),
             horizon: Timestamp::MAX,
             capacity,
-            hasher: RandomState::new(),
+            salt,
         }
+    }
+
+    fn hash(&self, key: &[u8]) -> u64 {
+        let mut h = DefaultHasher::new();
+        h.write_u64(self.salt);
+        h.write(key);
+        h.finish()
     }
 
     /// The engine's contents were replaced: forget everything.
@@ -99,7 +126,7 @@ impl RecentWrites {
         }
         debug_assert!(ts > self.horizon, "commit {ts} recorded at or below the horizon");
         for key in keys {
-            let hash = self.hasher.hash_one(key);
+            let hash = self.hash(key);
             self.newest.insert(hash, ts);
             self.order.push_back((ts, hash));
         }
@@ -110,6 +137,24 @@ impl RecentWrites {
             }
             self.horizon = self.horizon.max(old);
         }
+        // Small indexes (unit tests, the simulator) check every step.
+        if cfg!(debug_assertions) && self.capacity <= 4096 {
+            self.check_invariants();
+        }
+    }
+
+    /// The module invariants, as far as the index alone can tell.
+    fn check_invariants(&self) {
+        assert!(self.order.len() <= self.capacity);
+        // At the horizon: the rest of a commit some of whose writes went.
+        assert!(self.order.iter().all(|(ts, _)| *ts >= self.horizon), "a write below the horizon");
+        assert!(self.order.iter().zip(self.order.iter().skip(1)).all(|(a, b)| a.0 <= b.0));
+        let mut newest = HashMap::<u64, Timestamp>::new();
+        for &(ts, hash) in &self.order {
+            newest.insert(hash, ts);
+        }
+        assert_eq!(newest.len(), self.newest.len(), "newest does not match the writes");
+        assert!(newest.iter().all(|(h, ts)| self.newest.get(h) == Some(ts)));
     }
 
     /// For a transaction whose snapshot is `start_ts`: `Some` with the
@@ -117,11 +162,30 @@ impl RecentWrites {
     /// no version above the horizon, so none above `start_ts`), or `None`
     /// when `start_ts` is below the horizon and only the engine can tell.
     pub fn newest_since(&self, key: &[u8], start_ts: Timestamp) -> Option<Option<Timestamp>> {
-        (start_ts >= self.horizon).then(|| self.newest.get(&self.hasher.hash_one(key)).copied())
+        (start_ts >= self.horizon).then(|| self.newest.get(&self.hash(key)).copied())
     }
 
+    /// Below this timestamp the index knows nothing ([`Timestamp::MAX`]:
+    /// nothing recorded since the engine's contents were replaced).
     pub fn horizon(&self) -> Timestamp {
         self.horizon
+    }
+}
+
+/// [`crate::shard::Versions::newest_since`] for a store that keeps
+/// `recent` as it applies and whose GC floor is `floor`: from the index
+/// when it covers `start_ts` and `start_ts` is not below the floor (which
+/// `latest` reports as a version of every key); from `latest` otherwise.
+pub fn newest_since(
+    recent: &RecentWrites,
+    key: &[u8],
+    start_ts: Timestamp,
+    floor: Timestamp,
+    latest: impl FnOnce() -> Result<Option<Timestamp>, String>,
+) -> Result<Option<Timestamp>, String> {
+    match recent.newest_since(key, start_ts) {
+        Some(newest) if start_ts >= floor => Ok(newest),
+        _ => latest(),
     }
 }
 

@@ -86,7 +86,7 @@ use crate::node::{Node, NodeConfig, StateMachine};
 use crate::raft::Role;
 use crate::shard::command::{Answer, CommandId, ShardCommand, Write};
 use crate::shard::machine::{Row, ShardMachine, Versions};
-use crate::shard::recent::{RECENT_WRITES, RecentWrites};
+use crate::shard::recent::{self, RECENT_WRITES, RecentWrites};
 use crate::shard::sequencer::Sequencer;
 use crate::types::{Index, NodeId};
 
@@ -255,12 +255,9 @@ impl Versions for DbVersions {
     /// snapshot is not below the GC floor, which `latest` reports as a
     /// version); from the engine otherwise.
     fn newest_since(&self, key: &[u8], start_ts: Timestamp) -> Result<Option<Timestamp>, String> {
-        let known =
-            self.recent.read().unwrap_or_else(|p| p.into_inner()).newest_since(key, start_ts);
-        match known {
-            Some(newest) if start_ts >= self.db().gc_watermark() => Ok(newest),
-            _ => self.latest(key),
-        }
+        let recent = self.recent.read().unwrap_or_else(|p| p.into_inner());
+        let floor = self.db().gc_watermark();
+        recent::newest_since(&recent, key, start_ts, floor, || self.latest(key))
     }
 
     /// Every version in the range, tombstones included

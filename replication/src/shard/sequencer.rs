@@ -7,7 +7,8 @@
 //! key it writes or read FOR UPDATE (or, SERIALIZABLE, read) has a version
 //! newer than its `start_ts`, and, SERIALIZABLE, no key in a range it
 //! scanned does either (a phantom: inserted, changed or deleted). "Newer"
-//! looks at two places: the applied state ([`Versions::latest`],
+//! looks at two places: the applied state ([`Versions::newest_since`],
+//! which a replica may answer from its index of recent writes, and
 //! [`Versions::newer_in_range`]), and the leader's own proposals that are
 //! in flight (validated and proposed, not yet answered).
 //!

@@ -7,7 +7,7 @@
 //! DIR/snap-<index:020>-<term:020>        a snapshot (immutable once renamed into place)
 //! DIR/snap-<index:020>-<term:020>.d/     its files (`Snapshot::files`), if it has any
 //! DIR/snap-<index:020>-<term:020>.staged/  files gathered for a snapshot not yet stored
-//! DIR/log-<seq:020>                      log segments, append-only, seq = 1, 2, 3, ...
+//! DIR/log-<seq:020>                      log segments, records appended, seq = 1, 2, 3, ...
 //! DIR/*.tmp                              a file being written atomically (deleted on open)
 //! DIR/fetch/                             not the store's: the node's snapshot fetches
 //! ```
@@ -67,7 +67,8 @@
 //! # Invariants
 //!
 //! - Every live segment except the last was fsynced before the next one was
-//!   created, so damage in it is corruption, never a torn write.
+//!   created, so damage in it is corruption, never a torn write; it ends
+//!   exactly at its last record. Only the last segment ends in zeros.
 //! - Segments are numbered without gaps from `meta.first_segment`.
 //! - `sync` returns only after everything written before it is on disk
 //!   (segment `fdatasync`, and the directory when a segment was created).
@@ -76,6 +77,9 @@
 //!   deleted by compaction.
 //! - After an I/O error the store refuses every further call (the page cache
 //!   can no longer be trusted); the node reopens it, which is recovery.
+//! - Opening syncs the last segment: records a crashed process wrote but
+//!   never synced may still be in the page cache, and recovery reads them
+//!   as the log, which the node may then acknowledge.
 //!
 //! # Zeros ahead of the tail
 //!
@@ -239,7 +243,8 @@ impl FileStore {
             segments,
             file,
             zeroed,
-            dirty: false,
+            // What recovery read may be only in the page cache (module doc).
+            dirty: true,
             dir_dirty,
             commit: recovered.commit,
             failed: false,
@@ -320,10 +325,9 @@ impl FileStore {
         let at = self.segments.last().expect("one segment at least").size_bytes;
         let end = at + buf.len() as u64;
         if end > self.zeroed {
-            // Zeros first (module doc); the record overwrites the ones
-            // below `end` in the page cache.
+            // Zeros past the record first (module doc), then the record.
             let to = end.next_multiple_of(ZERO_AHEAD_BYTES) + ZERO_AHEAD_BYTES;
-            let mut zero_at = self.zeroed.max(at);
+            let mut zero_at = self.zeroed.max(end);
             while zero_at < to {
                 let n = (to - zero_at).min(ZEROS.len() as u64) as usize;
                 self.file

@@ -10,22 +10,27 @@
 //!   driver never waits: when a peer's queue is full the message is dropped
 //!   and counted (Raft retransmits). The task keeps one client-streaming
 //!   `Stream` call open to the peer and sends whatever is queued as one
-//!   batch on it, up to `max_message_bytes`, without waiting for the peer
-//!   to answer: a batch costs one HTTP/2 data frame, where a call of its
-//!   own cost a request, a response and a round trip before the next batch
-//!   could leave. At most [`STREAM_BATCHES`] batches wait for the
-//!   connection. When the call fails, its batches are lost and the task
+//!   batch on it, without waiting for the peer to answer: a batch costs
+//!   its data frames only, where a call of its own cost a request, a
+//!   response and a round trip before the next batch could leave. A batch
+//!   stops growing at [`BATCH_TARGET_BYTES`] (a single message may be up
+//!   to `max_message_bytes`), and at most [`STREAM_BATCHES`] batches wait
+//!   for the connection, so a peer's memory is bounded by those and its
+//!   queue. When the call fails, its batches are lost and the task
 //!   reconnects, with exponential backoff while connecting fails or calls
 //!   fail as soon as they open, discarding what queued up while the peer
-//!   was unreachable (stale by then). HTTP/2 keep-alive pings,
-//!   answered within `rpc_timeout`, find a peer that stopped answering. A single message larger than `max_message_bytes` is dropped
-//!   and counted (a snapshot's files do not travel in messages: see
-//!   below; only an inline snapshot of a state machine that writes no
-//!   files can be too large).
+//!   was unreachable (stale by then). HTTP/2 keep-alive pings every
+//!   `rpc_timeout`, each to be answered within `rpc_timeout`, find a peer
+//!   that stopped answering, on both ends of the connection. A single
+//!   message larger than `max_message_bytes` is dropped and counted (a
+//!   snapshot's files do not travel in messages: see below; only an
+//!   inline snapshot of a state machine that writes no files can be too
+//!   large).
 //! - **Receiving**: a message that does not decode, or that is addressed to
 //!   another node, fails the call (ending the stream) with
 //!   `InvalidArgument`, never a panic; a full inbound queue drops the
-//!   message (counted). `Deliver` takes a single batch in a call of its own.
+//!   message (counted). When the node stops, the streams into it end with
+//!   `Unavailable`. `Deliver` takes a single batch in a call of its own.
 //! - **Forwarded shard operations** (`Shard`): a node whose SQL front end
 //!   serves a client sends reads and commits to the leader
 //!   (`crate::shard::forward`). The service hands each to the node's
@@ -243,6 +248,8 @@ impl Default for TransportConfig {
 /// Counters of the transport, for metrics and tests.
 #[derive(Debug, Default)]
 pub struct TransportStats {
+    /// Messages handed to the open call's connection (a call that fails
+    /// afterwards loses the ones still on their way).
     pub sent: AtomicU64,
     /// Dropped because a peer's queue was full.
     pub dropped_full: AtomicU64,
@@ -320,6 +327,15 @@ impl Outbox {
 /// the connection to take them.
 pub const STREAM_BATCHES: usize = 16;
 
+/// A batch takes no further message once it is this large.
+pub const BATCH_TARGET_BYTES: usize = 1 << 20;
+
+/// What `msg` adds to a `MessageBatch`: its field tag, length and bytes.
+fn framed_len(msg: &pb::RaftMessage) -> usize {
+    let len = msg.encoded_len();
+    1 + prost::length_delimiter_len(len) + len
+}
+
 /// One peer's sender: connect, open a `Stream` call, send batches on it;
 /// reconnect when it fails.
 async fn run_peer(
@@ -371,15 +387,18 @@ async fn run_peer(
                     _ = &mut call => break,
                 },
             };
+            // A batch is the messages' framed bytes, and gRPC adds its own
+            // 5-byte frame header, within `max_message_bytes`.
             let limit = config.max_message_bytes.saturating_sub(64);
-            let mut bytes = first.encoded_len();
+            let mut bytes = framed_len(&first);
             if bytes > limit {
                 bump(&stats.dropped_oversize, 1);
                 continue;
             }
             let mut messages = vec![first];
-            while let Ok(m) = rx.try_recv() {
-                let len = m.encoded_len();
+            while bytes < BATCH_TARGET_BYTES {
+                let Ok(m) = rx.try_recv() else { break };
+                let len = framed_len(&m);
                 if bytes + len > limit {
                     carry = Some(m);
                     break;
@@ -534,6 +553,8 @@ pub struct Service<I> {
     snapshots: Option<PathBuf>,
     streams: Arc<tokio::sync::Semaphore>,
     max_message_bytes: usize,
+    /// Becomes `true` when the node stops: ends the peers' `Stream` calls.
+    closing: tokio::sync::watch::Receiver<bool>,
 }
 
 impl<I> std::fmt::Debug for Service<I> {
@@ -581,6 +602,7 @@ impl<I: Inbox> Service<I> {
         stats: Arc<TransportStats>,
         shard: ShardSlot,
         snapshots: Option<PathBuf>,
+        closing: tokio::sync::watch::Receiver<bool>,
     ) -> pb::raft_transport_server::RaftTransportServer<Service<I>> {
         let forwarded = Arc::new(tokio::sync::Semaphore::new(MAX_FORWARDED));
         pb::raft_transport_server::RaftTransportServer::new(Service {
@@ -592,6 +614,7 @@ impl<I: Inbox> Service<I> {
             snapshots,
             streams: Arc::new(tokio::sync::Semaphore::new(MAX_SNAPSHOT_STREAMS)),
             max_message_bytes: config.max_message_bytes,
+            closing,
         })
         .max_decoding_message_size(config.max_message_bytes)
         .max_encoding_message_size(config.max_message_bytes)
@@ -729,9 +752,20 @@ impl<I: Inbox> pb::raft_transport_server::RaftTransport for Service<I> {
         request: tonic::Request<tonic::Streaming<pb::MessageBatch>>,
     ) -> Result<tonic::Response<pb::DeliverReply>, tonic::Status> {
         let mut batches = request.into_inner();
+        let mut closing = self.closing.clone();
         let mut accepted = 0u32;
-        while let Some(batch) = batches.message().await? {
-            accepted = accepted.saturating_add(self.accept(batch)?);
+        loop {
+            tokio::select! {
+                batch = batches.message() => match batch? {
+                    Some(batch) => accepted = accepted.saturating_add(self.accept(batch)?),
+                    None => break,
+                },
+                // The node stops (or is gone): end the call, or the
+                // server's graceful shutdown would wait for the peer.
+                _ = closing.wait_for(|c| *c) => {
+                    return Err(tonic::Status::unavailable(format!("node {} is stopping", self.id)));
+                }
+            }
         }
         Ok(tonic::Response::new(pb::DeliverReply { accepted }))
     }
