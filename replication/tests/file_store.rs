@@ -167,6 +167,19 @@ fn write_batches(store: &mut FileStore, dir: &Path, n: u64) -> Vec<u64> {
     lens
 }
 
+/// A closed store of one segment holding four synced batches (entries 1
+/// to 8): its directory, its initial state, where each batch's records
+/// end, and the segment's path.
+fn four_synced_batches() -> (tempfile::TempDir, Persisted, Vec<u64>, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let initial = Persisted::bootstrap([1]);
+    let mut store = FileStore::open(dir.path(), FileStoreOptions::default(), &initial).unwrap();
+    let lens = write_batches(&mut store, dir.path(), 4);
+    drop(store);
+    let seg = segments(dir.path()).pop().unwrap();
+    (dir, initial, lens, seg)
+}
+
 /// Where the records of a segment end: after its 20-byte header, each
 /// record is a 12-byte header (payload length first) and its payload; an
 /// all-zero header is where the zeros begin.
@@ -184,12 +197,7 @@ fn records_end(segment: &[u8]) -> usize {
 /// and a stray byte in the zeros is a torn tail, cut off with no record lost.
 #[test]
 fn zeros_after_the_records_end_the_log() {
-    let dir = tempfile::tempdir().unwrap();
-    let initial = Persisted::bootstrap([1]);
-    let mut store = FileStore::open(dir.path(), FileStoreOptions::default(), &initial).unwrap();
-    let lens = write_batches(&mut store, dir.path(), 4);
-    drop(store);
-    let seg = segments(dir.path()).pop().unwrap();
+    let (dir, initial, lens, seg) = four_synced_batches();
     let file_len = fs::metadata(&seg).unwrap().len();
     assert!(file_len >= lens[3] + 1024, "{file_len} bytes for records ending at {}", lens[3]);
     assert!(fs::read(&seg).unwrap()[lens[3] as usize..].iter().all(|&b| b == 0));
@@ -229,12 +237,7 @@ fn zeros_after_the_records_end_the_log() {
 
 #[test]
 fn a_torn_tail_is_cut_back_to_the_last_whole_record() {
-    let dir = tempfile::tempdir().unwrap();
-    let initial = Persisted::bootstrap([1]);
-    let mut store = FileStore::open(dir.path(), FileStoreOptions::default(), &initial).unwrap();
-    let lens = write_batches(&mut store, dir.path(), 4);
-    drop(store);
-    let seg = segments(dir.path()).pop().unwrap();
+    let (dir, initial, lens, seg) = four_synced_batches();
     let full = fs::read(&seg).unwrap();
     // Every cut inside the last record loses exactly that record.
     for cut in lens[2]..lens[3] {
@@ -262,12 +265,7 @@ fn a_torn_tail_is_cut_back_to_the_last_whole_record() {
 
 #[test]
 fn a_flipped_byte_before_the_tail_is_refused_with_file_and_offset() {
-    let dir = tempfile::tempdir().unwrap();
-    let initial = Persisted::bootstrap([1]);
-    let mut store = FileStore::open(dir.path(), FileStoreOptions::default(), &initial).unwrap();
-    let lens = write_batches(&mut store, dir.path(), 4);
-    drop(store);
-    let seg = segments(dir.path()).pop().unwrap();
+    let (dir, initial, lens, seg) = four_synced_batches();
     let full = fs::read(&seg).unwrap();
     // Flip each byte of the second record in turn (header and payload).
     let (start, end) = (lens[0], lens[1]);

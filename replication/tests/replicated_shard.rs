@@ -51,6 +51,17 @@ async fn start(
     (shards, addrs)
 }
 
+/// A store over `shard` (the leader), with a clock of its own.
+fn store_on(shard: Arc<ReplicatedShard>) -> Store {
+    Store::with_shard(shard, Arc::new(Hlc::system_volatile(500)), TxnOptions::default())
+}
+
+async fn stop_all(shards: BTreeMap<NodeId, Arc<ReplicatedShard>>) {
+    for (_, shard) in shards {
+        Arc::into_inner(shard).unwrap().stop().await;
+    }
+}
+
 fn decode(v: Option<Vec<u8>>) -> Vec<u64> {
     v.unwrap_or_default()
         .chunks_exact(8)
@@ -137,11 +148,7 @@ async fn transactions_on_the_leader_are_snapshot_isolated_and_replicas_agree() {
     let root = tempfile::tempdir().unwrap();
     let (shards, addrs) = start(root.path()).await;
     let first = leader(&shards).await;
-    let store = Store::with_shard(
-        shards[&first].clone(),
-        Arc::new(Hlc::system_volatile(500)),
-        TxnOptions::default(),
-    );
+    let store = store_on(shards[&first].clone());
     let recorded = tokio::task::spawn_blocking(move || workload(&store, 4, 60)).await.unwrap();
     let committed = recorded.iter().filter(|r| r.outcome == Outcome::Committed).count();
     assert!(committed > 100, "only {committed} of {} committed", recorded.len());
@@ -171,9 +178,7 @@ async fn transactions_on_the_leader_are_snapshot_isolated_and_replicas_agree() {
             shards.values().map(|s| decode(s.local_get(&key(k), last).unwrap())).collect();
         assert!(lists.windows(2).all(|w| w[0] == w[1]), "key {k}: {lists:?}");
     }
-    for (_, shard) in shards {
-        Arc::into_inner(shard).unwrap().stop().await;
-    }
+    stop_all(shards).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -225,9 +230,7 @@ async fn a_retry_through_a_leader_change_never_commits_twice() {
     assert_eq!(s.get(b"x", later).unwrap(), Some(b"1".to_vec()));
     assert_eq!(s.get(b"x", ts - 1).unwrap(), None);
     drop(s);
-    for (_, shard) in shards {
-        Arc::into_inner(shard).unwrap().stop().await;
-    }
+    stop_all(shards).await;
 }
 
 /// SERIALIZABLE on a replicated shard validates what the local shard does,
@@ -239,11 +242,7 @@ async fn serializable_scans_refuse_phantoms_on_the_leader() {
     let root = tempfile::tempdir().unwrap();
     let (shards, _) = start(root.path()).await;
     let first = leader(&shards).await;
-    let store = Store::with_shard(
-        shards[&first].clone(),
-        Arc::new(Hlc::system_volatile(500)),
-        TxnOptions::default(),
-    );
+    let store = store_on(shards[&first].clone());
     let outcomes = tokio::task::spawn_blocking(move || {
         let range = || strata_lsm::KeyRange::prefix(b"oncall/");
         let mut outcomes = Vec::new();
@@ -302,9 +301,7 @@ async fn serializable_scans_refuse_phantoms_on_the_leader() {
     }
     let (first, second) = &outcomes[1];
     assert!(first.is_ok() && second.is_ok(), "snapshot isolation allows it: {outcomes:?}");
-    for (_, shard) in shards {
-        Arc::into_inner(shard).unwrap().stop().await;
-    }
+    stop_all(shards).await;
 }
 
 /// A read at a timestamp above the newest applied commit waits out the
@@ -318,11 +315,7 @@ async fn time_travel_reads_wait_for_commits_in_flight_below_them() {
     let (shards, _) = start(root.path()).await;
     let first = leader(&shards).await;
     let shard = shards[&first].clone();
-    let store = Store::with_shard(
-        shard.clone(),
-        Arc::new(Hlc::system_volatile(500)),
-        TxnOptions::default(),
-    );
+    let store = store_on(shard.clone());
     let (commits, reads) = tokio::task::spawn_blocking(move || {
         let stop = std::sync::atomic::AtomicBool::new(false);
         let progress: Vec<AtomicU64> = (0..WRITERS).map(|_| AtomicU64::new(0)).collect();
@@ -386,9 +379,7 @@ async fn time_travel_reads_wait_for_commits_in_flight_below_them() {
             assert_eq!(seen[w], expected, "writer {w} at {ts}");
         }
     }
-    for (_, shard) in shards {
-        Arc::into_inner(shard).unwrap().stop().await;
-    }
+    stop_all(shards).await;
 }
 
 /// First committer wins on the leader when the first commit is applied
@@ -402,11 +393,7 @@ async fn a_write_after_the_snapshot_fails_the_second_committer() {
     let root = tempfile::tempdir().unwrap();
     let (shards, _) = start(root.path()).await;
     let first = leader(&shards).await;
-    let store = Store::with_shard(
-        shards[&first].clone(),
-        Arc::new(Hlc::system_volatile(500)),
-        TxnOptions::default(),
-    );
+    let store = store_on(shards[&first].clone());
     tokio::task::spawn_blocking(move || {
         for round in 0..3u8 {
             let k = format!("fcw-{round}").into_bytes();
@@ -426,7 +413,5 @@ async fn a_write_after_the_snapshot_fails_the_second_committer() {
     })
     .await
     .unwrap();
-    for (_, shard) in shards {
-        Arc::into_inner(shard).unwrap().stop().await;
-    }
+    stop_all(shards).await;
 }
