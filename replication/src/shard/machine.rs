@@ -132,7 +132,7 @@ impl Versions for MemVersions {
     }
 
     fn newest_since(&self, key: &[u8], start_ts: Timestamp) -> Result<Option<Timestamp>, String> {
-        recent::newest_since(&self.recent, key, start_ts, self.floor, || self.latest(key))
+        recent::newest_since(&self.recent, key, start_ts, || self.floor, || self.latest(key))
     }
 
     fn newer_in_range(

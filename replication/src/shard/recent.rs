@@ -173,18 +173,18 @@ impl RecentWrites {
 }
 
 /// [`crate::shard::Versions::newest_since`] for a store that keeps
-/// `recent` as it applies and whose GC floor is `floor`: from the index
+/// `recent` as it applies and whose GC floor is `floor()`: from the index
 /// when it covers `start_ts` and `start_ts` is not below the floor (which
 /// `latest` reports as a version of every key); from `latest` otherwise.
 pub fn newest_since(
     recent: &RecentWrites,
     key: &[u8],
     start_ts: Timestamp,
-    floor: Timestamp,
+    floor: impl FnOnce() -> Timestamp,
     latest: impl FnOnce() -> Result<Option<Timestamp>, String>,
 ) -> Result<Option<Timestamp>, String> {
     match recent.newest_since(key, start_ts) {
-        Some(newest) if start_ts >= floor => Ok(newest),
+        Some(newest) if start_ts >= floor() => Ok(newest),
         _ => latest(),
     }
 }

@@ -229,20 +229,6 @@ struct DbVersions {
     recent: Arc<RwLock<RecentWrites>>,
 }
 
-impl DbVersions {
-    fn new(engine: Arc<Engine>) -> DbVersions {
-        DbVersions { engine, recent: Arc::new(RwLock::new(RecentWrites::new(RECENT_WRITES))) }
-    }
-
-    fn db(&self) -> Arc<Db> {
-        self.engine.db()
-    }
-
-    fn forget_recent(&self) {
-        self.recent.write().unwrap_or_else(|p| p.into_inner()).reset();
-    }
-}
-
 impl Versions for DbVersions {
     fn latest(&self, key: &[u8]) -> Result<Option<Timestamp>, String> {
         let db = self.db();
@@ -256,8 +242,13 @@ impl Versions for DbVersions {
     /// version); from the engine otherwise.
     fn newest_since(&self, key: &[u8], start_ts: Timestamp) -> Result<Option<Timestamp>, String> {
         let recent = self.recent.read().unwrap_or_else(|p| p.into_inner());
-        let floor = self.db().gc_watermark();
-        recent::newest_since(&recent, key, start_ts, floor, || self.latest(key))
+        recent::newest_since(
+            &recent,
+            key,
+            start_ts,
+            || self.db().gc_watermark(),
+            || self.latest(key),
+        )
     }
 
     /// Every version in the range, tombstones included
@@ -328,6 +319,18 @@ impl Versions for DbVersions {
 }
 
 impl DbVersions {
+    fn new(engine: Arc<Engine>) -> DbVersions {
+        DbVersions { engine, recent: Arc::new(RwLock::new(RecentWrites::new(RECENT_WRITES))) }
+    }
+
+    fn db(&self) -> Arc<Db> {
+        self.engine.db()
+    }
+
+    fn forget_recent(&self) {
+        self.recent.write().unwrap_or_else(|p| p.into_inner()).reset();
+    }
+
     /// Writes an engine checkpoint into `dir` (module doc).
     fn checkpoint(&self, dir: &Path) -> Result<(), String> {
         self.db().checkpoint(dir).map(|_| ()).map_err(|e| format!("checkpoint: {e}"))
@@ -436,11 +439,11 @@ pub struct ReplicatedShard {
     node: Node,
     peers: std::collections::BTreeMap<NodeId, String>,
     machine: Machine,
-    /// The machine's store, shared, for the leader's validation.
+    /// The machine's store (this replica's engine and its index of recent
+    /// writes), shared: reads and the leader's validation go to it.
     versions: DbVersions,
     /// The machine's newest applied commit timestamp (see [`Applier`]).
     last_ts: Arc<AtomicU64>,
-    engine: Arc<Engine>,
     hlc: Arc<Hlc>,
     sequencer: Mutex<Sequencer>,
     /// Signalled when a commit is answered, for [`Self::readable_at`]
@@ -493,7 +496,6 @@ impl ReplicatedShard {
             machine,
             versions,
             last_ts,
-            engine,
             hlc,
             sequencer: Mutex::new(Sequencer::default()),
             answered: Condvar::new(),
@@ -521,7 +523,7 @@ impl ReplicatedShard {
 
     /// This replica's engine, for reads whose timestamp [`Self::readable_at`] cleared.
     pub(crate) fn engine_db(&self) -> Arc<Db> {
-        self.engine.db()
+        self.versions.db()
     }
 
     /// Stops the node (pending commits are answered `Ambiguous`).
@@ -557,7 +559,7 @@ impl ReplicatedShard {
     /// `key` at `ts` in this replica's engine, without a leader round (not
     /// linearizable: for tests that compare replicas).
     pub fn local_get(&self, key: &[u8], ts: Timestamp) -> strata_txn::Result<Option<Vec<u8>>> {
-        Ok(self.engine.db().get(key, ts)?)
+        Ok(self.versions.db().get(key, ts)?)
     }
 
     /// Step 1 of a commit, and the start of every read (module doc):
@@ -705,12 +707,12 @@ impl Shard for ReplicatedShard {
 
     fn get(&self, key: &[u8], ts: Timestamp) -> strata_txn::Result<Option<Vec<u8>>> {
         self.readable_at(ts).map_err(ShardError::into_txn)?;
-        Ok(self.engine.db().get(key, ts)?)
+        Ok(self.versions.db().get(key, ts)?)
     }
 
     fn scan(&self, range: KeyRange, ts: Timestamp, reverse: bool) -> strata_txn::Result<RowIter> {
         self.readable_at(ts).map_err(ShardError::into_txn)?;
-        let scan = self.engine.db().scan(range, ts, reverse)?;
+        let scan = self.versions.db().scan(range, ts, reverse)?;
         Ok(Box::new(scan.map(|r| r.map_err(strata_txn::Error::from))))
     }
 
@@ -735,11 +737,11 @@ impl Shard for ReplicatedShard {
     fn set_horizons(&self, oldest_active: Timestamp, gc_watermark: Timestamp) {
         assert!(gc_watermark <= oldest_active, "GC watermark above a live snapshot");
         let applied = self.last_applied_ts();
-        self.engine.db().set_gc_watermark(gc_watermark.min(applied));
+        self.versions.db().set_gc_watermark(gc_watermark.min(applied));
     }
 
     fn gc_watermark(&self) -> Timestamp {
-        self.engine.db().gc_watermark()
+        self.versions.db().gc_watermark()
     }
 
     fn stats(&self) -> ShardStats {
@@ -747,7 +749,7 @@ impl Shard for ReplicatedShard {
             validations: self.validations.load(Ordering::Relaxed),
             validation_nanos: self.validation_nanos.load(Ordering::Relaxed),
             conflict_entries: lock(&self.sequencer).in_flight() as u64,
-            engine: Some(self.engine.db().stats()),
+            engine: Some(self.versions.db().stats()),
         }
     }
 }
