@@ -1,5 +1,5 @@
 //! File naming and the few file-system calls the engine makes: directory
-//! fsync, preallocation, and the directory lock.
+//! fsync, preallocation, zero-filling, and the directory lock.
 //!
 //! Files in a database directory:
 //!
@@ -13,6 +13,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -62,6 +63,22 @@ pub fn preallocate(file: &File, len: u64) {
     // SAFETY: `fallocate` is called on a file descriptor owned by `file`, which
     // outlives the call; mode 0 only allocates and never touches memory of ours.
     let _ = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len as libc::off_t) };
+}
+
+/// A source of zeros for [`write_zeros`], written in pieces this big.
+static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+
+/// Writes zeros over `from..to` of `file` (a log fills the space ahead of
+/// its records so that a later fdatasync needs no metadata write: see the
+/// WAL's module doc). The Raft log store uses it too.
+pub fn write_zeros(file: &File, from: u64, to: u64) -> std::io::Result<()> {
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(ZEROS.len() as u64) as usize;
+        file.write_all_at(&ZEROS[..n], at)?;
+        at += n as u64;
+    }
+    Ok(())
 }
 
 /// An exclusive lock on a database directory, released when dropped.

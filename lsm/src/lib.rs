@@ -63,6 +63,7 @@ pub use batch::{BatchIter, WriteBatch};
 pub use checkpoint::{CheckpointInfo, clone_checkpoint};
 pub use db::{Db, GroupStage};
 pub use error::{Error, Result, StallReason};
+pub use fs::write_zeros;
 pub use iter::{KeyRange, Scan};
 pub use key::{MAX_TS, Timestamp, Value, ValueRef, compare, prefix_successor};
 pub use options::{Durability, Options};

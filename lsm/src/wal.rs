@@ -48,9 +48,6 @@ use crate::{fs, record};
 /// blocks (see the module doc).
 pub const ZERO_AHEAD_BYTES: u64 = 256 << 10;
 
-/// A source of zeros for [`ZERO_AHEAD_BYTES`], written in pieces this big.
-static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
-
 #[derive(Debug)]
 pub struct Wal {
     number: u64,
@@ -90,12 +87,8 @@ impl Tail {
             let to = end.next_multiple_of(ZERO_AHEAD_BYTES) + ZERO_AHEAD_BYTES;
             // Records overwrite the zeros below `end` at once; the page
             // cache absorbs that.
-            let mut at = self.zeroed.max(self.written);
-            while at < to {
-                let n = (to - at).min(ZEROS.len() as u64) as usize;
-                file.write_all_at(&ZEROS[..n], at).map_err(|e| Error::io(path, e))?;
-                at += n as u64;
-            }
+            let from = self.zeroed.max(self.written);
+            fs::write_zeros(file, from, to).map_err(|e| Error::io(path, e))?;
             self.zeroed = to;
         }
         file.write_all_at(&self.staged, self.written).map_err(|e| Error::io(path, e))?;

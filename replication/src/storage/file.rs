@@ -139,9 +139,6 @@ const RECORD_TARGET_BYTES: usize = 1 << 20;
 /// How far past the last record a segment is filled with zeros (module doc).
 pub const ZERO_AHEAD_BYTES: u64 = 256 << 10;
 
-/// A source of zeros for [`ZERO_AHEAD_BYTES`], written in pieces this big.
-static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
-
 /// Tunables of a [`FileStore`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileStoreOptions {
@@ -327,14 +324,8 @@ impl FileStore {
         if end > self.zeroed {
             // Zeros past the record first (module doc), then the record.
             let to = end.next_multiple_of(ZERO_AHEAD_BYTES) + ZERO_AHEAD_BYTES;
-            let mut zero_at = self.zeroed.max(end);
-            while zero_at < to {
-                let n = (to - zero_at).min(ZEROS.len() as u64) as usize;
-                self.file
-                    .write_all_at(&ZEROS[..n], zero_at)
-                    .map_err(|e| io_error(&path, "write", e))?;
-                zero_at += n as u64;
-            }
+            strata_lsm::write_zeros(&self.file, self.zeroed.max(end), to)
+                .map_err(|e| io_error(&path, "write", e))?;
             self.zeroed = to;
         }
         self.file.write_all_at(&buf, at).map_err(|e| io_error(&path, "write", e))?;
